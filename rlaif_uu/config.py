@@ -1,0 +1,84 @@
+"""The one config mechanism: typed dataclasses < YAML file < CLI flags < dotted overrides.
+
+Built on OmegaConf structured configs; unknown keys and wrong types become a
+one-line :class:`UserError` that suggests the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+
+from rlaif_uu.errors import UserError
+
+T = TypeVar("T")
+
+
+def _keys(schema: Any, prefix: str = "") -> list[str]:
+    out = []
+    for f in dataclasses.fields(schema):
+        out.append(prefix + f.name)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if dataclasses.is_dataclass(default):
+            out.extend(_keys(default, prefix + f.name + "."))
+    return out
+
+
+def _unknown_key(schema: type, key: str, source: str) -> UserError:
+    close = difflib.get_close_matches(key, _keys(schema), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(_keys(schema))}"
+    return UserError(f"{source}: unknown config key '{key}'{hint}")
+
+
+def load_config(schema: type[T], yaml_path: str | None = None, flags: dict[str, Any] | None = None,
+                overrides: list[str] | None = None) -> T:
+    """Merge the layers and return a validated instance of ``schema``.
+
+    Args:
+        schema: a dataclass type with defaults (``omegaconf.MISSING`` for required keys).
+        yaml_path: optional YAML file (a mapping of the schema's keys).
+        flags: values from CLI flags; ``None`` values are ignored.
+        overrides: dotted ``key=value`` strings (``backbone.lr=1e-3``).
+    """
+    base = OmegaConf.structured(schema)
+    layers = []
+    if yaml_path:
+        path = Path(yaml_path)
+        if not path.exists():
+            raise UserError(f"{path}: config file not found")
+        try:
+            loaded = OmegaConf.load(path)
+        except Exception as exc:  # noqa: BLE001 - yaml raises several types
+            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        layers.append((str(path), loaded))
+    if flags:
+        layers.append(("command-line flags", OmegaConf.create({k: v for k, v in flags.items() if v is not None})))
+    if overrides:
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise UserError(f"override '{bad[0]}' must look like key=value (for example backbone.lr=1e-3)")
+        layers.append(("overrides", OmegaConf.from_dotlist(overrides)))
+    merged = base
+    for source, layer in layers:
+        try:
+            merged = OmegaConf.merge(merged, layer)
+        except ConfigKeyError as exc:
+            raise _unknown_key(schema, str(exc.full_key or exc.key), source) from None
+        except ValidationError as exc:
+            raise UserError(f"{source}: config key '{exc.full_key}': {exc.msg.splitlines()[0]}") from None
+    try:
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except MissingMandatoryValue as exc:
+        raise UserError(f"missing required setting '{exc.full_key}' (pass it as a flag, in the YAML or as {exc.full_key}=...)") from None
+    except OmegaConfBaseException as exc:
+        raise UserError(f"config: {str(exc).splitlines()[0]}") from None
+
+
+def to_yaml(cfg: Any) -> str:
+    """The resolved config as YAML (saved beside every stage's outputs)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -1,0 +1,223 @@
+"""Readers and writers for pipeline records, with validation that names file, line and field.
+
+Supported inputs: JSONL (``.jsonl``/``.json`` with one object per line), CSV,
+Parquet, and a folder written by ``datasets.Dataset.save_to_disk``. Rows are
+returned as plain dicts; label columns are normalised to ints (1 = harmful,
+0 = safe, ``None`` = missing) and written back as ``harmful``/``safe``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from rlaif_uu.data.schema import LABEL_NAMES, content_id, parse_label, parse_score
+from rlaif_uu.errors import UserError
+
+Row = dict[str, Any]
+LABEL_COLUMNS = ("judge_label", "gold_label", "refined_label")
+SCORE_COLUMNS = ("judge_score", "refined_score")
+
+
+def _where(path: Path, line: int | None) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+def _read_text_lines(path: Path) -> list[str]:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}:{line}: bytes that are not UTF-8 (position {exc.start}); re-save the file as UTF-8"
+        ) from None
+    return text.splitlines()
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, Row]]:
+    for number, line in enumerate(_read_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{number}: malformed JSON ({exc.msg}); each line must be one JSON object") from None
+        if not isinstance(obj, dict):
+            raise UserError(f"{path}:{number}: expected a JSON object per line, got {type(obj).__name__}")
+        yield number, obj
+
+
+def _iter_csv(path: Path) -> Iterator[tuple[int, Row]]:
+    lines = _read_text_lines(path)
+    reader = csv.DictReader(lines)
+    for row in reader:
+        yield reader.line_num, dict(row)
+
+
+def _iter_table(rows: Iterable[Row]) -> Iterator[tuple[int | None, Row]]:
+    for row in rows:
+        yield None, row
+
+
+def _iter_rows(path: Path) -> Iterator[tuple[int | None, Row]]:
+    if path.is_dir():
+        try:
+            import datasets
+        except ImportError:  # pragma: no cover - datasets is a core dependency
+            raise UserError(f"{path}: reading a saved HF dataset needs `pip install datasets`") from None
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except Exception as exc:  # noqa: BLE001 - datasets raises many types
+            raise UserError(f"{path}: not a saved HF dataset ({exc}); pass JSONL, CSV, Parquet or a save_to_disk folder") from None
+        if isinstance(ds, datasets.DatasetDict):
+            raise UserError(f"{path}: a DatasetDict with splits {list(ds)}; pass the folder of one split")
+        return _iter_table(ds.to_list())
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return _iter_jsonl(path)
+    if suffix == ".csv":
+        return _iter_csv(path)
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return _iter_table(pq.read_table(path).to_pylist())
+    raise UserError(f"{path}: unknown file type '{suffix}'; use .jsonl, .csv, .parquet or a saved HF dataset folder")
+
+
+def read_records(path: str | os.PathLike[str], required: Sequence[str] = ("prompt",)) -> list[Row]:
+    """Read and validate records.
+
+    Args:
+        path: the input file or saved-dataset folder.
+        required: columns every row must have (the refine stage needs
+            ``prompt``, ``response`` and ``judge_label``; a gold file ``gold_label``).
+
+    Returns:
+        Rows with ``id`` filled in (content hash when absent), labels as ints
+        and scores as floats.
+
+    Raises:
+        UserError: naming the file, line and field for any invalid cell, a
+            missing file, an empty file or duplicate ids.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    rows: list[Row] = []
+    seen: dict[str, int | None] = {}
+    for index, (line, raw) in enumerate(_iter_rows(path)):
+        where = _where(path, line if line is not None else None) + ("" if line is not None else f" (row {index + 1})")
+        rows.append(_validate(raw, required, where))
+        row_id = rows[-1]["id"]
+        if row_id in seen:
+            raise UserError(f"{where}: duplicate id {row_id!r} (first seen at row {seen[row_id]}); ids must be unique")
+        seen[row_id] = index + 1
+    if not rows:
+        raise UserError(f"{path}: no rows; the file is empty")
+    return rows
+
+
+def _validate(raw: Row, required: Sequence[str], where: str) -> Row:
+    row = dict(raw)
+    for field in required:
+        value = row.get(field)
+        if field not in row or value is None or (field == "prompt" and str(value).strip() == ""):
+            need = "a non-empty string" if field == "prompt" else "a value"
+            raise UserError(f"{where}: missing field '{field}'; every row needs {need}")
+    for field in ("prompt", "response"):
+        if field in row:
+            value = row[field]
+            if value is None:
+                row[field] = ""
+            elif not isinstance(value, str):
+                raise UserError(f"{where}: field '{field}' must be a string, got {type(value).__name__}")
+    if "prompt" in row:
+        row.setdefault("response", "")
+    for field in LABEL_COLUMNS:
+        if field in row:
+            try:
+                row[field] = parse_label(row[field])
+            except ValueError as exc:
+                raise UserError(f"{where}: field '{field}': {exc}") from None
+    for field in SCORE_COLUMNS:
+        if field in row:
+            try:
+                row[field] = parse_score(row[field])
+            except ValueError as exc:
+                raise UserError(f"{where}: field '{field}': {exc}") from None
+    if row.get("id") in (None, ""):
+        if "prompt" not in row:
+            raise UserError(f"{where}: a row needs an 'id' or a 'prompt' to identify it")
+        row["id"] = content_id(row["prompt"], row["response"])
+    else:
+        row["id"] = str(row["id"])
+    return row
+
+
+def _export(row: Row) -> Row:
+    out = dict(row)
+    for field in LABEL_COLUMNS:
+        if field in out and out[field] is not None:
+            out[field] = LABEL_NAMES[int(out[field])]
+    return out
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_with(path: Path, writer: Callable[[IO[str]], None]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        writer(fh)
+
+
+def write_records(path: str | os.PathLike[str], rows: Sequence[Row]) -> Path:
+    """Write rows atomically as JSONL, CSV or Parquet (by extension); labels as names."""
+    path = Path(path)
+    out = [_export(r) for r in rows]
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        _write_with(path, lambda fh: fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in out))
+    elif suffix == ".csv":
+        columns = list(dict.fromkeys(k for r in out for k in r))
+
+        def _csv(fh: IO[str]) -> None:
+            w = csv.DictWriter(fh, fieldnames=columns)
+            w.writeheader()
+            w.writerows(out)
+
+        _write_with(path, _csv)
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with atomic_path(path) as tmp:
+            pq.write_table(pa.Table.from_pylist(out), tmp)
+    else:
+        raise UserError(f"{path}: unknown output type '{suffix}'; use .jsonl, .csv or .parquet")
+    return path
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write one JSON document atomically (indented, UTF-8)."""
+    path = Path(path)
+    _write_with(path, lambda fh: json.dump(obj, fh, indent=2, ensure_ascii=False))
+    return path

@@ -1,0 +1,272 @@
+"""The three classifier families refinement can train (one logit per row, higher = more harmful).
+
+(a) :class:`FrozenEncoder`: a sentence encoder (MiniLM by default) run once, its
+    mean-pooled embeddings cached on disk, and a linear or MLP head trained on
+    top: the fast path.
+(b) :class:`FineTunedEncoder`: the encoder itself trained (full or LoRA) with a
+    linear head (``AutoModelForSequenceClassification`` with one label).
+(c) :class:`CausalLM`: a causal LM with an affine head on the last token
+    (``AutoModelForSequenceClassification``, e.g. ``LlamaForSequenceClassification``),
+    trained with LoRA, or QLoRA on an NF4 4-bit base: the paper's set-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from rlaif_uu.assets import cache_dir, from_pretrained_kwargs, resolve_model
+from rlaif_uu.data.io import atomic_path, write_json
+from rlaif_uu.errors import UserError
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _load_tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    ref = resolve_model(model)
+    tok = AutoTokenizer.from_pretrained(ref.path, **from_pretrained_kwargs(ref))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+class _Head(torch.nn.Module):
+    """Linear or one-hidden-layer MLP head over fixed embeddings."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = (
+            torch.nn.Linear(dim, 1)
+            if hidden <= 0
+            else torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Dropout(0.1), torch.nn.Linear(hidden, 1))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+class FrozenEncoder:
+    """(a) Frozen sentence encoder + trainable head on cached embeddings."""
+
+    name = "frozen"
+
+    def __init__(
+        self,
+        model: str = "all-minilm-l6-v2",
+        head: str = "linear",
+        hidden: int = 256,
+        epochs: int = 100,
+        batch_size: int = 128,
+        lr: float = 1e-2,
+        max_length: int = 256,
+        embed_batch_size: int = 64,
+    ) -> None:
+        if head not in ("linear", "mlp"):
+            raise UserError(f"head '{head}' is unknown; use 'linear' or 'mlp'")
+        self.model_name, self.head = model, head
+        self.hidden = hidden if head == "mlp" else 0
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.max_length, self.embed_batch_size = max_length, embed_batch_size
+        self.embeddings: torch.Tensor | None = None
+        self.embed_seconds = 0.0
+
+    def _cache_file(self, texts: list[str]) -> Path:
+        h = hashlib.sha256(f"{self.model_name}\x00{self.max_length}".encode())
+        for t in texts:
+            h.update(t.encode())
+            h.update(b"\x00")
+        return cache_dir() / "embeddings" / f"{h.hexdigest()[:24]}.npy"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Mean-pooled, L2-normalised encoder embeddings (sentence-transformers convention)."""
+        from transformers import AutoModel
+
+        ref = resolve_model(self.model_name)
+        tok = _load_tokenizer(self.model_name)
+        enc = AutoModel.from_pretrained(ref.path, **from_pretrained_kwargs(ref)).to(default_device()).eval()
+        out = []
+        with torch.no_grad():
+            for start in tqdm(range(0, len(texts), self.embed_batch_size), desc="embed", unit="batch"):
+                batch = tok(
+                    texts[start : start + self.embed_batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(enc.device)
+                hidden = enc(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                out.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def prepare(self, texts: list[str]) -> None:
+        """Load embeddings from the disk cache, or compute and cache them."""
+        path = self._cache_file(texts)
+        t0 = time.perf_counter()
+        if path.exists():
+            emb = np.load(path)
+        else:
+            emb = self.embed(texts)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, emb)
+        self.embed_seconds = time.perf_counter() - t0
+        self.embeddings = torch.from_numpy(emb)
+
+    def new_model(self, seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        assert self.embeddings is not None, "call prepare() first"
+        return _Head(self.embeddings.shape[1], self.hidden)
+
+    def inputs(self, rows: np.ndarray) -> dict[str, Any]:
+        assert self.embeddings is not None, "call prepare() first"
+        return {"x": self.embeddings[torch.as_tensor(rows)]}
+
+    def save(self, model: torch.nn.Module, out_dir: str) -> None:
+        os.makedirs(out_dir, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out_dir, "head.safetensors"))
+        write_json(
+            os.path.join(out_dir, "classifier.json"),
+            {"backbone": self.name, "encoder": self.model_name, "head": self.head, "hidden": self.hidden,
+             "pooling": "mean+l2", "max_length": self.max_length, "polarity": "logit > 0 = harmful"},
+        )
+
+
+class _SeqCls(torch.nn.Module):
+    """Wraps an ``AutoModelForSequenceClassification`` with one label into ``inputs -> logits[:, 0]``."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        return self.inner(**batch).logits[:, 0]
+
+
+class _TransformerClassifier:
+    """Shared code of (b) and (c): tokenised rows, a one-logit sequence classifier, optional (Q)LoRA."""
+
+    name = "transformer"
+    lora_targets: list[str] | str = "all-linear"
+
+    def __init__(
+        self,
+        model: str,
+        peft: str = "lora",
+        epochs: int = 3,
+        batch_size: int = 16,
+        lr: float = 1e-4,
+        max_length: int = 256,
+        lora_r: int = 8,
+        lora_alpha: int = 32,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if peft not in ("none", "lora", "qlora"):
+            raise UserError(f"peft '{peft}' is unknown; use none, lora or qlora")
+        self.model_name, self.peft = model, peft
+        self.epochs, self.batch_size, self.lr, self.max_length = epochs, batch_size, lr, max_length
+        self.lora_r, self.lora_alpha, self.trust_remote_code = lora_r, lora_alpha, trust_remote_code
+        self.texts: list[str] = []
+        self.tokenizer: Any = None
+        self.device = default_device()
+
+    def prepare(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.tokenizer = _load_tokenizer(self.model_name)
+
+    def _load(self) -> torch.nn.Module:
+        from transformers import AutoModelForSequenceClassification
+
+        ref = resolve_model(self.model_name)
+        kwargs: dict[str, Any] = {"num_labels": 1, "trust_remote_code": self.trust_remote_code, **from_pretrained_kwargs(ref)}
+        if self.peft == "qlora":
+            try:
+                import bitsandbytes  # noqa: F401
+                from transformers import BitsAndBytesConfig
+            except ImportError:
+                raise UserError("peft=qlora needs bitsandbytes: pip install 'bitsandbytes>=0.50'") from None
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32
+            )
+            if self.device.type == "cuda":
+                kwargs["device_map"] = {"": 0}
+        model = AutoModelForSequenceClassification.from_pretrained(ref.path, **kwargs)
+        model.config.pad_token_id = self.tokenizer.pad_token_id
+        return model
+
+    def new_model(self, seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        model = self._load()
+        if self.peft != "qlora":
+            model = model.to(self.device)
+        if self.peft != "none":
+            from peft import LoraConfig, TaskType, get_peft_model
+
+            config = LoraConfig(
+                task_type=TaskType.SEQ_CLS, r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=0.05,
+                target_modules=self.lora_targets,
+            )
+            model = get_peft_model(model, config)
+        return _SeqCls(model)
+
+    def inputs(self, rows: np.ndarray) -> dict[str, Any]:
+        batch = self.tokenizer(
+            [self.texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def save(self, model: torch.nn.Module, out_dir: str) -> None:
+        inner = model.inner if isinstance(model, _SeqCls) else model
+        inner.save_pretrained(out_dir, safe_serialization=True)
+        self.tokenizer.save_pretrained(out_dir)
+        write_json(
+            os.path.join(out_dir, "classifier.json"),
+            {"backbone": self.name, "base_model": self.model_name, "peft": self.peft, "max_length": self.max_length,
+             "polarity": "logit > 0 = harmful"},
+        )
+
+
+class FineTunedEncoder(_TransformerClassifier):
+    """(b) Encoder fine-tuned end to end (``peft='none'``) or with LoRA."""
+
+    name = "encoder"
+    lora_targets = ["query", "key", "value", "dense"]
+
+    def __init__(self, model: str = "all-minilm-l6-v2", peft: str = "none", lr: float = 3e-5, **kw: Any) -> None:
+        super().__init__(model=model, peft=peft, lr=lr, **kw)
+
+
+class CausalLM(_TransformerClassifier):
+    """(c) Causal LM + affine head on the last token, LoRA or QLoRA (NF4)."""
+
+    name = "causal"
+
+    def __init__(self, model: str = "smollm2-135m-instruct", peft: str = "lora", **kw: Any) -> None:
+        super().__init__(model=model, peft=peft, **kw)
+
+
+BACKBONES = {"frozen": FrozenEncoder, "encoder": FineTunedEncoder, "causal": CausalLM}
+
+
+def describe(backbone: Any) -> dict[str, Any]:
+    """A JSON-able description of a backbone's settings for history.json."""
+    return {k: v for k, v in vars(backbone).items() if isinstance(v, (int, float, str, bool)) and k != "texts"} | {
+        "name": backbone.name
+    }
+
+
+__all__ = ["BACKBONES", "CausalLM", "FineTunedEncoder", "FrozenEncoder", "default_device", "describe"]

@@ -1,0 +1,64 @@
+"""Typed settings of the refine stage and the backbone factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from rlaif_uu.errors import UserError
+from rlaif_uu.refine.backbones import BACKBONES
+
+
+@dataclass
+class BackboneConfig:
+    """Classifier family and its training settings (``None`` = the family's default)."""
+
+    kind: str = "frozen"  # frozen | encoder | causal
+    model: Optional[str] = None  # alias, local HF folder or hub id
+    head: str = "linear"  # frozen only: linear | mlp
+    hidden: int = 256  # frozen mlp width
+    peft: Optional[str] = None  # encoder/causal: none | lora | qlora
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    max_length: int = 256
+    lora_r: int = 8
+    lora_alpha: int = 32
+    trust_remote_code: bool = False
+
+
+@dataclass
+class RefineConfig:
+    """``rlaif-uu refine`` settings."""
+
+    input: str = MISSING
+    out: str = MISSING
+    gold: Optional[str] = None  # gold file (id + gold_label); default: the input's gold_label column
+    loss: str = "robust_uu"  # robust_uu | uu | pn
+    lam: float = -0.001
+    iterations: int = 5
+    val_fraction: float = 0.1
+    flip_tol: float = 0.005
+    select: str = "gold"  # gold | last
+    seed: int = 0
+    overwrite: bool = False
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+
+
+def build_backbone(cfg: BackboneConfig) -> Any:
+    """Instantiate the backbone named by ``cfg.kind`` with the settings that are set."""
+    if cfg.kind not in BACKBONES:
+        raise UserError(f"backbone.kind '{cfg.kind}' is unknown; use one of {', '.join(BACKBONES)}")
+    kw: dict[str, Any] = {"max_length": cfg.max_length}
+    for key in ("model", "epochs", "batch_size", "lr"):
+        if getattr(cfg, key) is not None:
+            kw[key] = getattr(cfg, key)
+    if cfg.kind == "frozen":
+        kw.update(head=cfg.head, hidden=cfg.hidden)
+    else:
+        kw.update(lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, trust_remote_code=cfg.trust_remote_code)
+        if cfg.peft is not None:
+            kw["peft"] = cfg.peft
+    return BACKBONES[cfg.kind](**kw)

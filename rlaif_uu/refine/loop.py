@@ -1,0 +1,216 @@
+"""Iterative robust-UU label refinement (seed 000/001, with the fixes listed in DESIGN.md).
+
+Iteration t (1..K):
+  1. priors θp, θn, π re-estimated from the gold rows under the current labels;
+  2. a classifier re-initialised from the base model is trained on (P̃_t, Ñ_t) with
+     the chosen risk; the epoch with the lowest risk on a held-out pseudo-labelled
+     slice is kept;
+  3. every row is relabelled by sign(g); the share of flipped labels is recorded.
+
+Gold rows never enter training, so the classifier's accuracy on them is an
+out-of-sample estimate (weighted to the corpus, see :mod:`.priors`).
+
+Selection rule ``gold`` (default): return the iteration, *including iteration 0
+= the judge's own labels*, with the highest weighted gold accuracy; ties go to
+the earliest. It uses only the gold labels the priors already need. Refinement
+that hurts is therefore visible in the history and never returned. ``last``
+returns the final iteration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rlaif_uu.errors import UserError
+from rlaif_uu.refine import losses
+from rlaif_uu.refine.priors import GoldSet, Priors, check_priors
+from rlaif_uu.refine.train import Backbone, Risk, fit, predict
+
+LOSSES = ("robust_uu", "uu", "pn")
+SELECT_RULES = ("gold", "last")
+
+
+def make_risk(loss: str, priors: Priors, lam: float) -> tuple[Risk, Risk]:
+    """The training risk and the validation risk (robust UU for the UU losses) for ``loss``."""
+    if loss == "pn":
+        return losses.pn_risk, losses.pn_risk
+    k = losses.UUCoefficients.from_priors(priors.theta_p.value, priors.theta_n.value, priors.pi.value)
+    robust: Risk = partial(losses.robust_uu_risk, k=k, lam=lam)
+    if loss == "uu":
+        return partial(losses.uu_risk, k=k), robust
+    if loss == "robust_uu":
+        return robust, robust
+    raise UserError(f"loss '{loss}' is unknown; use one of {', '.join(LOSSES)}")
+
+
+@dataclass
+class IterationRecord:
+    """Diagnostics of one iteration (iteration 0 = the judge's labels)."""
+
+    iteration: int
+    priors: dict[str, dict[str, float]]
+    delta: float
+    n_harmful: int
+    flipped: int
+    gold_accuracy: dict[str, float]
+    val_loss: float | None = None
+    best_epoch: int | None = None
+    seconds: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class RefineResult:
+    """Labels and scores of the selected iteration, the full history and the classifier."""
+
+    labels: np.ndarray
+    scores: np.ndarray | None
+    selected: int
+    history: list[IterationRecord]
+    stop_reason: str
+    model: torch.nn.Module | None = None
+    model_iteration: int | None = None
+    all_scores: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def history_dict(self) -> dict[str, Any]:
+        """JSON form of the run's history."""
+        return {
+            "selected_iteration": self.selected,
+            "classifier_iteration": self.model_iteration,
+            "stop_reason": self.stop_reason,
+            "iterations": [asdict(r) for r in self.history],
+        }
+
+
+def _record(t: int, labels: np.ndarray, prev: np.ndarray, gold: GoldSet, priors: Priors, **kw: Any) -> IterationRecord:
+    acc = gold.accuracy(labels)
+    return IterationRecord(
+        iteration=t,
+        priors=priors.as_dict(),
+        delta=priors.delta,
+        n_harmful=int(labels.sum()),
+        flipped=int((labels != prev).sum()),
+        gold_accuracy=asdict(acc),
+        **kw,
+    )
+
+
+def _split_val(pool: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    perm = rng.permutation(pool)
+    n_val = max(2, int(round(fraction * len(pool))))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _by_label(rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return rows[labels[rows] == 1], rows[labels[rows] == 0]
+
+
+def refine(
+    texts: list[str],
+    judge_labels: np.ndarray,
+    gold: GoldSet,
+    backbone: Backbone,
+    loss: str = "robust_uu",
+    lam: float = -0.001,
+    iterations: int = 5,
+    val_fraction: float = 0.1,
+    flip_tol: float = 0.005,
+    select: str = "gold",
+    seed: int = 0,
+    judge_scores: np.ndarray | None = None,
+    on_iteration: Callable[[IterationRecord], None] | None = None,
+) -> RefineResult:
+    """Refine judge labels with iterative (robust) UU learning.
+
+    Args:
+        texts: the classifier text of every row.
+        judge_labels: 0/1 judge labels (1 = harmful) of every row.
+        gold: the gold rows (:class:`GoldSet`), used for priors and selection only.
+        backbone: the classifier family (:mod:`rlaif_uu.refine.backbones`).
+        loss: ``robust_uu`` (default), ``uu`` or ``pn``.
+        lam: λ of the robust correction f_λ.
+        iterations: K, the maximum number of refinement rounds.
+        val_fraction: share of the training pool held out to pick the best epoch.
+        flip_tol: stop when fewer than this share of labels flip in a round.
+        select: ``gold`` or ``last`` (see the module docstring).
+        seed: seeds the split, the initialisations and the batch order.
+        judge_scores: optional judge log-odds, returned as scores if iteration 0 wins.
+        on_iteration: called with each new record (progress reporting).
+
+    Raises:
+        UserError: one pseudo class is empty, or θp − θn is too small at iteration 0.
+    """
+    if iterations < 1:
+        raise UserError(f"iterations = {iterations}; refinement needs at least 1")
+    if select not in SELECT_RULES:
+        raise UserError(f"select '{select}' is unknown; use one of {', '.join(SELECT_RULES)}")
+    labels0 = np.asarray(judge_labels, dtype=int)
+    if labels0.min() == labels0.max():
+        name = "harmful" if labels0[0] == 1 else "safe"
+        raise UserError(f"all {len(labels0)} judge labels are '{name}': UU learning needs rows in both pseudo sets")
+    priors = gold.priors(labels0)
+    check_priors(priors, "iteration 0 (judge labels)")
+    rng = np.random.default_rng(seed)
+    pool = np.arange(len(texts))
+    if len(gold) < len(texts):
+        pool = np.setdiff1d(pool, gold.index)
+    train_rows, val_rows = _split_val(pool, val_fraction, rng)
+    all_rows = np.arange(len(texts))
+
+    backbone.prepare(texts)
+    history = [_record(0, labels0, labels0, gold, priors, note="judge labels")]
+    label_sets = {0: labels0}
+    scores: dict[int, np.ndarray] = {}
+    current, stop = labels0, f"reached {iterations} iterations"
+    best_model: tuple[int, torch.nn.Module] | None = None
+    for t in tqdm(range(1, iterations + 1), desc="refine", unit="iter"):
+        t0 = time.perf_counter()
+        risk, val_risk = make_risk(loss, priors, lam)
+        model = backbone.new_model(seed + t)
+        res = fit(backbone, model, _by_label(train_rows, current), _by_label(val_rows, current), risk, val_risk, seed + t, desc=f"iter {t}")
+        g = predict(backbone, res.model, all_rows, desc=f"relabel {t}")
+        new = (g > 0).astype(int)
+        new_priors = gold.priors(new)
+        rec = _record(t, new, current, gold, new_priors, val_loss=res.best_val_loss, best_epoch=res.best_epoch,
+                      seconds=time.perf_counter() - t0)
+        history.append(rec)
+        label_sets[t], scores[t] = new, g
+        if best_model is None or rec.gold_accuracy["value"] > history[best_model[0]].gold_accuracy["value"]:
+            best_model = (t, res.model)
+        if on_iteration is not None:
+            on_iteration(rec)
+        if new.min() == new.max():
+            stop = rec.note = f"iteration {t} put every row in one class; stopped"
+            break
+        if new_priors.delta < losses.MIN_DELTA or np.isnan(new_priors.delta):
+            stop = rec.note = f"θp − θn = {new_priors.delta:.3f} after iteration {t} is too small to continue; stopped"
+            break
+        current, priors = new, new_priors
+        if rec.flipped / len(texts) < flip_tol:
+            stop = rec.note = f"{rec.flipped} labels flipped (< {flip_tol:.1%}); converged"
+            break
+
+    if select == "last":
+        chosen, (model_it, model) = history[-1].iteration, (history[-1].iteration, res.model)
+    else:
+        chosen = int(np.argmax([r.gold_accuracy["value"] for r in history]))  # earliest of ties
+        assert best_model is not None
+        model_it, model = best_model  # when the judge (iteration 0) wins: the best trained classifier
+    return RefineResult(
+        labels=label_sets[chosen],
+        scores=scores.get(chosen, judge_scores),
+        selected=chosen,
+        history=history,
+        stop_reason=stop,
+        model=model,
+        model_iteration=model_it,
+        all_scores=scores,
+    )
