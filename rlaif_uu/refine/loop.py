@@ -126,6 +126,8 @@ def refine(
     select: str = "gold",
     seed: int = 0,
     judge_scores: np.ndarray | None = None,
+    holdout: np.ndarray | None = None,
+    exclude_gold: bool = True,
     on_iteration: Callable[[IterationRecord], None] | None = None,
 ) -> RefineResult:
     """Refine judge labels with iterative (robust) UU learning.
@@ -143,6 +145,9 @@ def refine(
         select: ``gold`` or ``last`` (see the module docstring).
         seed: seeds the split, the initialisations and the batch order.
         judge_scores: optional judge log-odds, returned as scores if iteration 0 wins.
+        holdout: rows never trained on (still relabelled), e.g. a benchmark's test split.
+        exclude_gold: keep gold rows out of training so gold accuracy is out-of-sample
+            (only an oracle benchmark whose gold covers the training rows turns it off).
         on_iteration: called with each new record (progress reporting).
 
     Raises:
@@ -159,8 +164,8 @@ def refine(
     priors = gold.priors(labels0)
     check_priors(priors, "iteration 0 (judge labels)")
     rng = np.random.default_rng(seed)
-    pool = np.arange(len(texts))
-    if len(gold) < len(texts):
+    pool = np.setdiff1d(np.arange(len(texts)), holdout if holdout is not None else [])
+    if exclude_gold:
         pool = np.setdiff1d(pool, gold.index)
     train_rows, val_rows = _split_val(pool, val_fraction, rng)
     all_rows = np.arange(len(texts))

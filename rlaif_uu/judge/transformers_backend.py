@@ -1,0 +1,175 @@
+"""Local LLM judge over ``AutoModelForCausalLM``: one batched forward pass per batch, no sampling.
+
+Score (log-odds of harm, higher = more harmful)::
+
+    score = logsumexp_{t in U} log p(t | chat) - logsumexp_{t in S} log p(t | chat)
+
+where ``p`` is the next-token distribution at the answer position (right after the chat
+template's generation prompt), ``U`` the first tokens of the unsafe verdict word and ``S``
+those of the safe word, each over the spellings ``word``, `` word``, ``Word`` and `` Word``
+(for Qwen2.5, ``unsafe``/``safe`` are single tokens, with a distinct token for each
+spelling). The label is ``score > threshold``. ``verdict_mass`` (the probability on
+``U ∪ S``) is kept as a diagnostic: a judge that puts little mass there is not following
+the answer format.
+
+Batches are left-padded; position ids are computed from the attention mask so a
+row's score does not depend on its batch mates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from rlaif_uu.assets import QWEN_JUDGE, from_pretrained_kwargs, resolve_model
+from rlaif_uu.errors import UserError
+from rlaif_uu.judge.cache import Verdict
+from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render
+
+log = logging.getLogger(__name__)
+
+
+def verdict_token_ids(tokenizer: Any, word: str) -> list[int]:
+    """First token id of each spelling of ``word`` (as is, capitalised, with a leading space)."""
+    ids: list[int] = []
+    for spelling in dict.fromkeys((word, word.capitalize(), word.lower())):
+        for text in (spelling, " " + spelling):
+            toks = tokenizer.encode(text, add_special_tokens=False)
+            if toks and toks[0] not in ids:
+                ids.append(int(toks[0]))
+    return ids
+
+
+class TransformersJudge:
+    """A batched local judge.
+
+    Args:
+        model: asset alias (default: the offline Qwen2.5-Coder-1.5B judge), local folder,
+            ``.gguf`` file or hub id; resolved with :func:`rlaif_uu.assets.resolve_model`.
+        template: the judge template.
+        judge_responses: judge (prompt, response) pairs (True) or prompts alone.
+        threshold: label = score > threshold.
+        max_field_tokens: prompt and response are each cut to this many tokens.
+        dtype: model weights dtype (fp32 on CPU; GGUF weights are dequantized anyway).
+        model_obj: an already loaded model (then ``tokenizer_obj`` is required and
+            ``model`` is only used as the judge's name).
+        tokenizer_obj: an already loaded tokenizer with a chat template.
+
+    Raises:
+        UserError: unknown model, a tokenizer without a chat template, verdict words whose
+            first tokens collide, or a template that does not fit ``judge_responses``.
+    """
+
+    def __init__(
+        self,
+        model: str = QWEN_JUDGE,
+        template: JudgeTemplate = DEFAULT_TEMPLATE,
+        *,
+        judge_responses: bool = True,
+        threshold: float = 0.0,
+        max_field_tokens: int = 512,
+        dtype: torch.dtype = torch.float32,
+        model_obj: Any | None = None,
+        tokenizer_obj: Any | None = None,
+    ) -> None:
+        check_template(template, judge_responses)
+        self.template, self.judge_responses, self.threshold = template, judge_responses, threshold
+        self.max_field_tokens = max_field_tokens
+        self.name = model
+        if model_obj is None:
+            self.model, self.tokenizer = self._load(model, dtype)
+        else:
+            if tokenizer_obj is None:
+                raise UserError("TransformersJudge: pass tokenizer_obj together with model_obj")
+            self.model, self.tokenizer = model_obj, tokenizer_obj
+        self.model.eval()
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise UserError(f"the tokenizer of '{model}' has no chat template; an instruction-tuned model is needed to judge")
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.unsafe_ids = verdict_token_ids(self.tokenizer, template.unsafe_word)
+        self.safe_ids = verdict_token_ids(self.tokenizer, template.safe_word)
+        if set(self.unsafe_ids) & set(self.safe_ids):
+            raise UserError(
+                f"verdict words '{template.unsafe_word}'/'{template.safe_word}' share a first token under the "
+                f"tokenizer of '{model}'; choose verdict words that start differently"
+            )
+
+    @property
+    def judge_id(self) -> str:
+        """Identifier of this judge in the cache and the output (model name; template kept apart)."""
+        return f"transformers:{self.name}"
+
+    @property
+    def template_key(self) -> str:
+        """The template part of the cache key (see :attr:`JudgeTemplate.key`)."""
+        return self.template.key + ("" if self.judge_responses else ":prompt-only")
+
+    @staticmethod
+    def _load(model: str, dtype: torch.dtype) -> tuple[Any, Any]:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        ref = resolve_model(model)
+        kwargs = from_pretrained_kwargs(ref)
+        start = time.monotonic()
+        log.info("loading judge %s (a GGUF is dequantized on load; the Qwen judge takes ~60 s)", ref)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=False, **kwargs)
+            net = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype, trust_remote_code=False, **kwargs)
+        except OSError as exc:
+            raise UserError(f"cannot load judge model '{model}' from {ref}: {exc}") from None
+        log.info("judge loaded in %.0f s", time.monotonic() - start)
+        return net, tokenizer
+
+    def _truncate(self, text: str) -> str:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) <= self.max_field_tokens:
+            return text
+        return self.tokenizer.decode(ids[: self.max_field_tokens]) + " [...]"
+
+    def chat_text(self, prompt: str, response: str) -> str:
+        """The exact text fed to the model for one row (chat template + generation prompt)."""
+        messages = render(self.template, self._truncate(prompt), self._truncate(response) if self.judge_responses else None)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    @torch.inference_mode()
+    def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
+        """Judge one batch (one forward pass).
+
+        Args:
+            prompts: user turns.
+            responses: model turns (ignored for prompt-only judging).
+
+        Returns:
+            One :class:`Verdict` per row; ``meta`` holds ``verdict_mass``.
+        """
+        if len(prompts) != len(responses):
+            raise ValueError("prompts and responses differ in length")
+        if not prompts:
+            return []
+        texts = [self.chat_text(p, r) for p, r in zip(prompts, responses)]
+        self.tokenizer.padding_side = "left"
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        mask = enc["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        device = next(self.model.parameters()).device
+        out = self.model(
+            input_ids=enc["input_ids"].to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            logits_to_keep=1,
+        )
+        logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        lp_unsafe = torch.logsumexp(logp[:, self.unsafe_ids], dim=-1)
+        lp_safe = torch.logsumexp(logp[:, self.safe_ids], dim=-1)
+        scores = (lp_unsafe - lp_safe).tolist()
+        mass = torch.logaddexp(lp_unsafe, lp_safe).exp().tolist()
+        return [Verdict(score=s, meta={"verdict_mass": round(m, 6)}) for s, m in zip(scores, mass)]
+
+    def label(self, score: float) -> int:
+        """1 (harmful) when ``score > threshold``, else 0."""
+        return int(score > self.threshold)
