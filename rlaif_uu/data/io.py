@@ -126,11 +126,6 @@ def read_records(path: str | os.PathLike[str], required: Sequence[str] = ("promp
 
 def _validate(raw: Row, required: Sequence[str], where: str) -> Row:
     row = dict(raw)
-    for field in required:
-        value = row.get(field)
-        if field not in row or value is None or (field == "prompt" and str(value).strip() == ""):
-            need = "a non-empty string" if field == "prompt" else "a value"
-            raise UserError(f"{where}: missing field '{field}'; every row needs {need}")
     for field in ("prompt", "response"):
         if field in row:
             value = row[field]
@@ -138,8 +133,6 @@ def _validate(raw: Row, required: Sequence[str], where: str) -> Row:
                 row[field] = ""
             elif not isinstance(value, str):
                 raise UserError(f"{where}: field '{field}' must be a string, got {type(value).__name__}")
-    if "prompt" in row:
-        row.setdefault("response", "")
     for field in LABEL_COLUMNS:
         if field in row:
             try:
@@ -152,6 +145,13 @@ def _validate(raw: Row, required: Sequence[str], where: str) -> Row:
                 row[field] = parse_score(row[field])
             except ValueError as exc:
                 raise UserError(f"{where}: field '{field}': {exc}") from None
+    for field in required:
+        value = row.get(field)
+        if value is None or (field == "prompt" and value.strip() == ""):
+            need = "a non-empty string" if field == "prompt" else "a value"
+            raise UserError(f"{where}: missing field '{field}'; every row needs {need}")
+    if "prompt" in row:
+        row.setdefault("response", "")
     if row.get("id") in (None, ""):
         if "prompt" not in row:
             raise UserError(f"{where}: a row needs an 'id' or a 'prompt' to identify it")
@@ -165,7 +165,7 @@ def _export(row: Row) -> Row:
     out = dict(row)
     for field in LABEL_COLUMNS:
         if field in out and out[field] is not None:
-            out[field] = LABEL_NAMES[int(out[field])]
+            out[field] = LABEL_NAMES[parse_label(out[field])]  # type: ignore[index]
     return out
 
 

@@ -13,7 +13,11 @@ spelling). The label is ``score > threshold``. ``verdict_mass`` (the probability
 the answer format.
 
 Batches are left-padded; position ids are computed from the attention mask so a
-row's score does not depend on its batch mates.
+row's score does not depend on its batch mates. The key/value states of the template's
+fixed head (chat header + system text + the user text before ``{prompt}``) are computed
+once and reused by every batch (``prefix_cache=True``): with the default template on
+the corpus this halves the tokens each batch runs through the model. The padding then
+sits between the shared head and each row's own tokens; the attention mask hides it.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class TransformersJudge:
         model_obj: an already loaded model (then ``tokenizer_obj`` is required and
             ``model`` is only used as the judge's name).
         tokenizer_obj: an already loaded tokenizer with a chat template.
+        prefix_cache: reuse the key/value states of the template's fixed head.
 
     Raises:
         UserError: unknown model, a tokenizer without a chat template, verdict words whose
@@ -75,11 +80,13 @@ class TransformersJudge:
         dtype: torch.dtype = torch.float32,
         model_obj: Any | None = None,
         tokenizer_obj: Any | None = None,
+        prefix_cache: bool = True,
     ) -> None:
         check_template(template, judge_responses)
         self.template, self.judge_responses, self.threshold = template, judge_responses, threshold
         self.max_field_tokens = max_field_tokens
-        self.name = model
+        self.name, self.prefix_cache = model, prefix_cache
+        self._prefix: tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
         if model_obj is None:
             self.model, self.tokenizer = self._load(model, dtype)
         else:
@@ -152,24 +159,62 @@ class TransformersJudge:
         if not prompts:
             return []
         texts = [self.chat_text(p, r) for p, r in zip(prompts, responses)]
-        self.tokenizer.padding_side = "left"
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        mask = enc["attention_mask"]
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        device = next(self.model.parameters()).device
-        out = self.model(
-            input_ids=enc["input_ids"].to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            logits_to_keep=1,
-        )
-        logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+        head, head_kv = self._head() if self.prefix_cache else ([], [])
+        shared = min([_common_prefix(head, row) for row in ids] + [min(len(row) for row in ids) - 1])
+        logits = self._forward([row[shared:] for row in ids], shared, head_kv)
+        logp = torch.log_softmax(logits.float(), dim=-1)
         lp_unsafe = torch.logsumexp(logp[:, self.unsafe_ids], dim=-1)
         lp_safe = torch.logsumexp(logp[:, self.safe_ids], dim=-1)
         scores = (lp_unsafe - lp_safe).tolist()
         mass = torch.logaddexp(lp_unsafe, lp_safe).exp().tolist()
         return [Verdict(score=s, meta={"verdict_mass": round(m, 6)}) for s, m in zip(scores, mass)]
 
+    def _head(self) -> tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Token ids of the template's fixed head and their key/value states (computed once)."""
+        if self._prefix is None:
+            a = self.tokenizer.encode(self.chat_text("a", "a"), add_special_tokens=False)
+            b = self.tokenizer.encode(self.chat_text("b", "b"), add_special_tokens=False)
+            head = a[: _common_prefix(a, b)]
+            kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+            if head:
+                device = next(self.model.parameters()).device
+                with torch.inference_mode():
+                    out = self.model(input_ids=torch.tensor([head], device=device), use_cache=True, logits_to_keep=1)
+                kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            self._prefix = (head, kv)
+        return self._prefix
+
+    def _forward(self, rows: list[list[int]], shared: int, head_kv: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Next-token logits after each row; ``rows`` continue the first ``shared`` head tokens."""
+        from transformers import DynamicCache
+
+        device = next(self.model.parameters()).device
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+        positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs: dict[str, Any] = {}
+        if shared > 0:
+            n = len(rows)
+            kwargs["past_key_values"] = DynamicCache(
+                [(k[:, :, :shared].expand(n, -1, -1, -1), v[:, :, :shared].expand(n, -1, -1, -1)) for k, v in head_kv]
+            )
+            mask = torch.cat([torch.ones(n, shared, dtype=mask.dtype, device=device), mask], dim=1)
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, use_cache=shared > 0, **kwargs)
+        return out.logits[:, -1, :]
+
     def label(self, score: float) -> int:
         """1 (harmful) when ``score > threshold``, else 0."""
         return int(score > self.threshold)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token id lists."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from rlaif_uu.assets import resolve_model
 from rlaif_uu.config import load_config, to_yaml
 from rlaif_uu.data.io import Row, read_records, write_json, write_records
 from rlaif_uu.data.schema import classifier_text
@@ -76,6 +77,7 @@ def run_refine(cfg: RefineConfig) -> Path:
     rows = read_records(cfg.input, required=REFINE_COLUMNS)
     gold = load_gold(rows, cfg.gold)
     backbone = build_backbone(cfg.backbone)
+    resolve_model(backbone.model_name)  # fail before any work when the model path does not exist
     tmp = _prepare_out(out, cfg.overwrite)
     try:
         texts = [classifier_text(r["prompt"], r["response"]) for r in rows]

@@ -15,7 +15,7 @@ from rlaif_uu.data.io import atomic_path  # noqa: E402
 
 def _series(its: list[dict[str, Any]], get: Any) -> tuple[list[float], list[list[float]]]:
     values = [get(r)["value"] for r in its]
-    err = [[v - get(r)["low"] for v, r in zip(values, its)], [get(r)["high"] - v for v, r in zip(values, its)]]
+    err = [[max(0.0, v - get(r)["low"]) for v, r in zip(values, its)], [max(0.0, get(r)["high"] - v) for v, r in zip(values, its)]]
     return values, err
 
 

@@ -134,7 +134,7 @@ def fit(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 bar.update(1)
             result.train_loss.append(float(np.mean(losses)))
             result.val_loss.append(_risk_on(backbone, model, *val, val_risk))

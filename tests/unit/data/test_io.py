@@ -1,0 +1,92 @@
+"""Readers and writers: formats, validation messages, atomic writes."""
+
+from pathlib import Path
+
+import pytest
+
+from rlaif_uu.data.io import read_records, write_records
+from rlaif_uu.errors import UserError
+
+REQ = ("prompt", "response", "judge_label")
+
+
+def _rows() -> list[dict]:
+    return [{"prompt": "p1", "response": "r1", "judge_label": "harmful", "judge_score": 1.5},
+            {"prompt": "p2", "response": "", "judge_label": 0, "gold_label": "safe"}]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_round_trip(tmp_path: Path, suffix: str) -> None:
+    path = write_records(tmp_path / f"x{suffix}", [r | {"id": f"i{n}"} for n, r in enumerate(_rows())])
+    rows = read_records(path, REQ)
+    assert [r["judge_label"] for r in rows] == [1, 0]
+    assert rows[0]["judge_score"] == pytest.approx(1.5)
+    assert rows[1]["response"] == ""
+    assert [r["id"] for r in rows] == ["i0", "i1"]
+
+
+def test_hf_dataset_folder(tmp_path: Path) -> None:
+    import datasets
+
+    rows = [{"prompt": "p1", "response": "r1", "judge_label": "harmful"}, {"prompt": "p2", "response": "", "judge_label": "safe"}]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
+    rows = read_records(tmp_path / "ds", REQ)
+    assert len(rows) == 2 and rows[0]["judge_label"] == 1
+
+
+def test_ids_default_to_content_hash(tmp_path: Path) -> None:
+    path = write_records(tmp_path / "x.jsonl", _rows())
+    a, b = read_records(path, REQ), read_records(path, REQ)
+    assert a[0]["id"] == b[0]["id"] and a[0]["id"] != a[1]["id"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"prompt": "a", "response": "b", "judge_label": "safe"}\n{"prompt": oops}\n', r"x.jsonl:2: malformed JSON"),
+        ('{"prompt": "a", "judge_label": "safe"}\n', r"x.jsonl:1: missing field 'response'"),
+        ('{"response": "b", "judge_label": "safe"}\n', r"x.jsonl:1: missing field 'prompt'"),
+        ('{"prompt": "", "response": "b", "judge_label": "safe"}\n', r"x.jsonl:1: missing field 'prompt'"),
+        ('{"prompt": "a", "response": "b"}\n', r"x.jsonl:1: missing field 'judge_label'"),
+        ('{"prompt": "a", "response": "b", "judge_label": "maybe"}\n', r"x.jsonl:1: field 'judge_label': unknown label 'maybe'"),
+        ('{"prompt": "a", "response": "b", "judge_label": 1, "judge_score": NaN}\n', r"x.jsonl:1: field 'judge_score'.*not finite"),
+        ('{"prompt": "a", "response": "b", "judge_label": 1, "judge_score": "Infinity"}\n', r"judge_score.*not finite"),
+        ('', r"x.jsonl: no rows"),
+        ('{"id": 1, "prompt": "a", "response": "b", "judge_label": 1}\n{"id": 1, "prompt": "c", "response": "d", "judge_label": 0}\n',
+         r"x.jsonl:2: duplicate id '1'"),
+    ],
+)
+def test_bad_jsonl(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        read_records(path, REQ)
+
+
+def test_non_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"prompt": "a", "response": "b", "judge_label": 1}\n{"prompt": "\xff\xfe", "response": "b", "judge_label": 1}\n')
+    with pytest.raises(UserError, match=r"x.jsonl:2: bytes that are not UTF-8"):
+        read_records(path, REQ)
+
+
+def test_csv_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("prompt,response,judge_label\na,b,safe\nc,d,perhaps\n")
+    with pytest.raises(UserError, match=r"x.csv:3: field 'judge_label'"):
+        read_records(path, REQ)
+
+
+def test_missing_file_and_unknown_type(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="file not found"):
+        read_records(tmp_path / "nope.jsonl")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(UserError, match="unknown file type"):
+        read_records(tmp_path / "x.txt")
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "out.jsonl"
+    with pytest.raises(TypeError):
+        write_records(target, [{"prompt": object()}])
+    assert list(tmp_path.iterdir()) == []
