@@ -145,10 +145,10 @@ def _locate_smollm2() -> ModelRef | None:
 
 def _build_smollm2(install: bool) -> ModelRef:
     """Convert the packaged GGUF once to a safetensors HF folder (temp folder + atomic rename)."""
+    pkg = _require_package(SMOLLM2_REQ, SMOLLM2_MODULE, SMOLLM2, install)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    pkg = _require_package(SMOLLM2_REQ, SMOLLM2_MODULE, SMOLLM2, install)
     target = _prepare_cache() / SMOLLM2
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{SMOLLM2}-", dir=target.parent))
     log.info("converting %s to %s (once, ~20 s)", pkg / SMOLLM2_GGUF, target)

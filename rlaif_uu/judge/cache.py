@@ -219,7 +219,7 @@ def judge_rows(
                 cache.put_many(judge.judge_id, judge.template_key, list(zip(batch, verdicts)))
             done.update(zip(batch, verdicts))
             bar.update(len(batch))
-    scores = np.array([np.nan if done[k].score is None else float(done[k].score) for k in keys])
+    scores = np.array([np.nan if (v := done[k].score) is None else float(v) for k in keys])
     labels = np.where(np.isnan(scores), -1, (scores > judge.threshold).astype(int))
     return JudgeRun(
         scores=scores,

@@ -36,7 +36,8 @@ class JudgeTemplate:
         name: short identifier (``[a-z0-9_-]``, used in cache keys and column names).
         version: bumped whenever the wording changes.
         system: the system message (may be empty: then no system turn is sent).
-        user: the user message with ``{prompt}`` and/or ``{response}`` placeholders.
+        user: the user message with ``{prompt}`` and/or ``{response}`` placeholders (a
+            response-only template, without ``{prompt}``, is allowed).
         unsafe_word: the verdict word meaning harmful (positive class).
         safe_word: the verdict word meaning safe.
     """
@@ -53,8 +54,8 @@ class JudgeTemplate:
         if fields:
             raise UserError(f"template '{self.name}': the system text may not use placeholders, found {sorted(fields)}")
         used = template_fields(self.user, where=f"template '{self.name}' user text")
-        if "prompt" not in used:
-            raise UserError(f"template '{self.name}': the user text must contain {{prompt}}")
+        if not used:
+            raise UserError(f"template '{self.name}': the user text must contain {{prompt}} and/or {{response}}")
         if not self.unsafe_word.strip() or not self.safe_word.strip() or self.unsafe_word == self.safe_word:
             raise UserError(f"template '{self.name}': the verdict words must be two different non-empty words")
 
@@ -96,13 +97,16 @@ def check_template(template: JudgeTemplate, judge_responses: bool) -> None:
         judge_responses: True when (prompt, response) pairs are judged.
 
     Raises:
-        UserError: responses are judged but the template lacks ``{response}``.
+        UserError: responses are judged but the template lacks ``{response}``, or
+            prompts alone are judged and it lacks ``{prompt}``.
     """
     if judge_responses and not template.uses_response:
         raise UserError(
             f"template '{template.name}' has no {{response}} placeholder, but responses are being judged; "
             f"use a (prompt, response) template such as '{DEFAULT_TEMPLATE.name}', or judge prompts alone"
         )
+    if not judge_responses and "prompt" not in template_fields(template.user):
+        raise UserError(f"template '{template.name}' has no {{prompt}} placeholder, but prompts alone are being judged")
 
 
 def render(template: JudgeTemplate, prompt: str, response: str | None = None) -> list[Message]:

@@ -86,7 +86,7 @@ def predict(backbone: Backbone, model: torch.nn.Module, rows: np.ndarray, desc: 
     try:
         with torch.no_grad():
             chunks = np.array_split(rows, max(1, math.ceil(len(rows) / backbone.batch_size)))
-            for chunk in tqdm(chunks, desc=desc, disable=desc is None, leave=False):
+            for chunk in tqdm(chunks, desc=desc, disable=None if desc else True, leave=False):
                 if len(chunk):
                     out.append(model(**backbone.inputs(chunk)).float().cpu().numpy())
     finally:
@@ -125,7 +125,7 @@ def fit(
     best = _trainable_state(model)
     steps = backbone.epochs * len(_batches(*train, backbone.batch_size, rng))
     model.train()
-    with tqdm(total=steps, desc=desc, leave=False, unit="step") as bar:
+    with tqdm(total=steps, desc=desc, leave=False, unit="step", disable=None) as bar:
         for epoch in range(1, backbone.epochs + 1):
             losses = []
             for p_rows, n_rows in _batches(*train, backbone.batch_size, rng):

@@ -48,12 +48,20 @@ def test_default_template_judges_responses_and_prompt_template_does_not() -> Non
         ("{prompt} {answer}", "unknown placeholder"),
         ("{prompt} {0}", "unknown placeholder"),
         ("{prompt} {response", "malformed"),
-        ("only {response}", "must contain \\{prompt\\}"),
+        ("no placeholder", "must contain \\{prompt\\} and/or"),
     ],
 )
 def test_bad_templates_are_refused(user: str, match: str) -> None:
     with pytest.raises(UserError, match=match):
         JudgeTemplate("t", "1", "sys", user)
+
+
+def test_response_only_template_judges_responses_but_not_prompts() -> None:
+    t = JudgeTemplate("t", "1", "", "Reply: {response}")
+    check_template(t, judge_responses=True)
+    with pytest.raises(UserError, match="no \\{prompt\\} placeholder"):
+        check_template(t, judge_responses=False)
+    assert render(t, "ignored prompt", "the reply")[0]["content"] == "Reply: the reply"
 
 
 def test_template_system_text_and_verdict_words_are_checked() -> None:
@@ -260,7 +268,7 @@ def test_backend_score_matches_a_direct_forward_pass(tiny_llm: tuple[torch.nn.Mo
     unsafe = torch.logsumexp(logp[judge.unsafe_ids], 0)
     safe = torch.logsumexp(logp[judge.safe_ids], 0)
     assert verdict.score == pytest.approx(float(unsafe - safe), abs=1e-4)
-    assert verdict.meta["verdict_mass"] == pytest.approx(float((unsafe.exp() + safe.exp())), rel=1e-3)
+    assert verdict.meta["verdict_mass"] == pytest.approx(float(unsafe.exp() + safe.exp()), rel=1e-3)
     assert judge.label(verdict.score) == int(verdict.score > 0)
     assert tok.decode([judge.unsafe_ids[1]]) == " unsafe" and tok.decode([judge.safe_ids[0]]) == "safe"
 
@@ -283,6 +291,7 @@ def test_backend_refuses_bad_setups(tiny_llm: tuple[torch.nn.Module, object]) ->
         TransformersJudge("./no/such/model")
 
 
+@pytest.mark.integration
 def test_smollm2_judges_a_few_rows_through_the_cache(tmp_path: Path) -> None:
     if not (SMOL / "config.json").is_file():
         pytest.skip(f"{SMOL} missing")
