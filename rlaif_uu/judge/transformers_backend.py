@@ -38,11 +38,17 @@ log = logging.getLogger(__name__)
 
 
 def verdict_token_ids(tokenizer: Any, word: str) -> list[int]:
-    """First token id of each spelling of ``word`` (as is, capitalised, with a leading space)."""
+    """First token id of each spelling of ``word`` (as is, capitalised, with a leading space).
+
+    A spelling whose first token is bare whitespace (a tokenizer that splits off the space)
+    is skipped: that token says nothing about the verdict.
+    """
     ids: list[int] = []
     for spelling in dict.fromkeys((word, word.capitalize(), word.lower())):
         for text in (spelling, " " + spelling):
             toks = tokenizer.encode(text, add_special_tokens=False)
+            if toks and not tokenizer.decode(toks[:1]).strip():
+                continue
             if toks and toks[0] not in ids:
                 ids.append(int(toks[0]))
     return ids

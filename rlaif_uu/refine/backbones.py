@@ -44,10 +44,17 @@ def _load_tokenizer(model: str) -> Any:
 
 
 class _Head(torch.nn.Module):
-    """Linear or one-hidden-layer MLP head over fixed embeddings."""
+    """Linear or one-hidden-layer MLP head over fixed embeddings, standardised per dimension.
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    Normalised sentence embeddings have per-dimension spread ~1/sqrt(dim); the
+    z-scoring (corpus mean and std, saved with the head) keeps the head well conditioned.
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, hidden: int) -> None:
         super().__init__()
+        dim = mean.shape[0]
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", std.clone())
         self.net = (
             torch.nn.Linear(dim, 1)
             if hidden <= 0
@@ -55,7 +62,7 @@ class _Head(torch.nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+        return self.net((x - self.mean) / self.std).squeeze(-1)
 
 
 class FrozenEncoder:
@@ -70,9 +77,10 @@ class FrozenEncoder:
         hidden: int = 256,
         epochs: int = 100,
         batch_size: int = 128,
-        lr: float = 1e-2,
+        lr: float = 1e-3,
         max_length: int = 256,
         embed_batch_size: int = 64,
+        standardize: bool = False,
     ) -> None:
         if head not in ("linear", "mlp"):
             raise UserError(f"head '{head}' is unknown; use 'linear' or 'mlp'")
@@ -80,6 +88,7 @@ class FrozenEncoder:
         self.hidden = hidden if head == "mlp" else 0
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.max_length, self.embed_batch_size = max_length, embed_batch_size
+        self.standardize = standardize
         self.embeddings: torch.Tensor | None = None
         self.embed_seconds = 0.0
 
@@ -130,7 +139,10 @@ class FrozenEncoder:
     def new_model(self, seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)
         assert self.embeddings is not None, "call prepare() first"
-        return _Head(self.embeddings.shape[1], self.hidden)
+        e = self.embeddings
+        if not self.standardize:
+            return _Head(torch.zeros(e.shape[1]), torch.ones(e.shape[1]), self.hidden)
+        return _Head(e.mean(0), e.std(0).clamp(min=1e-6), self.hidden)
 
     def inputs(self, rows: np.ndarray) -> dict[str, Any]:
         assert self.embeddings is not None, "call prepare() first"

@@ -1,0 +1,94 @@
+"""The iterative loop on synthetic embeddings: history, selection rule, stopping, failure detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlaif_uu.errors import UserError
+from rlaif_uu.refine.backbones import FrozenEncoder
+from rlaif_uu.refine.loop import refine
+from rlaif_uu.refine.priors import GoldSet, sample_gold
+
+
+class SyntheticEncoder(FrozenEncoder):
+    """The real frozen-encoder head and training, over given feature vectors instead of MiniLM."""
+
+    def __init__(self, features: np.ndarray, **kw: object) -> None:
+        super().__init__(model="synthetic", epochs=60, lr=1e-2, **kw)  # type: ignore[arg-type]
+        self.features = features
+
+    def prepare(self, texts: list[str]) -> None:
+        import torch
+
+        self.embeddings = torch.from_numpy(self.features.astype(np.float32))
+
+
+def _data(n: int = 600, seed: int = 0, sep: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.35).astype(int)
+    x = rng.normal(size=(n, 8))
+    x[:, 0] += sep * y
+    return x, y
+
+
+def _run(x: np.ndarray, y: np.ndarray, noisy: np.ndarray, **kw: object):  # noqa: ANN202
+    idx = sample_gold(noisy, 50, 0)
+    return refine([""] * len(y), noisy, GoldSet.from_strata(idx, y[idx], noisy), SyntheticEncoder(x), **kw)  # type: ignore[arg-type]
+
+
+def test_refinement_beats_class_conditional_noise_and_keeps_history() -> None:
+    x, y = _data()
+    rng = np.random.default_rng(1)
+    noisy = np.where(y == 1, rng.random(len(y)) > 0.35, rng.random(len(y)) < 0.15).astype(int)
+    res = _run(x, y, noisy, iterations=3)
+    assert [r.iteration for r in res.history][:2] == [0, 1]
+    assert res.history[0].flipped == 0 and res.history[1].flipped > 0
+    assert res.selected >= 1
+    assert (res.labels == y).mean() > (noisy == y).mean() + 0.05  # Bayes accuracy here is ~0.9
+    first = res.history[0].priors["theta_p"]
+    assert first["low"] <= first["value"] <= first["high"]
+    assert res.model is not None and res.model_iteration == res.selected
+    assert set(res.history_dict()) >= {"selected_iteration", "stop_reason", "iterations"}
+
+
+def test_seeded_runs_are_identical() -> None:
+    x, y = _data()
+    noisy = np.where(np.random.default_rng(2).random(len(y)) < 0.2, 1 - y, y)
+    a, b = _run(x, y, noisy, iterations=2, seed=5), _run(x, y, noisy, iterations=2, seed=5)
+    assert (a.labels == b.labels).all() and np.allclose(a.scores, b.scores)
+
+
+def test_stops_when_labels_stop_changing() -> None:
+    x, y = _data(sep=6.0)
+    noisy = np.where(np.random.default_rng(3).random(len(y)) < 0.1, 1 - y, y)
+    res = _run(x, y, noisy, iterations=8, flip_tol=0.02)
+    assert len(res.history) < 9 and "converged" in res.stop_reason
+
+
+def test_hurting_refinement_returns_the_judge_labels() -> None:
+    # The judge is right on everything the classifier can see except a pocket that the
+    # features cannot separate: the judge's errors sit where the truth is invisible to g.
+    rng = np.random.default_rng(4)
+    n = 600
+    y = (rng.random(n) < 0.4).astype(int)
+    x = rng.normal(size=(n, 4))  # features carry no signal about y ...
+    noisy = np.where(rng.random(n) < 0.05, 1 - y, y)  # ... and the judge is 95% right
+    res = _run(x, y, noisy, iterations=2, flip_tol=0.0)
+    accs = [r.gold_accuracy["value"] for r in res.history]
+    assert accs[0] > max(accs[1:])  # the history shows refinement hurting
+    assert res.selected == 0 and (res.labels == noisy).all()
+    assert res.model_iteration in (1, 2)  # the best trained classifier is still returned
+
+
+def test_last_rule_and_input_errors() -> None:
+    x, y = _data()
+    noisy = np.where(np.random.default_rng(5).random(len(y)) < 0.2, 1 - y, y)
+    res = _run(x, y, noisy, iterations=2, select="last", flip_tol=0.0)
+    assert res.selected == 2 and res.model_iteration == 2
+    with pytest.raises(UserError, match="select 'best'"):
+        _run(x, y, noisy, select="best")
+    with pytest.raises(UserError, match="loss 'hinge'"):
+        _run(x, y, noisy, loss="hinge")
+    with pytest.raises(UserError, match="at least 1"):
+        _run(x, y, noisy, iterations=0)
