@@ -68,9 +68,13 @@ def judge_labels(name: str, y: np.ndarray, ids: list[str], seed: int) -> tuple[n
     return (scores > 0).astype(int), scores
 
 
+METHODS = ("pn", "uu", "oracle", "gold")
+"""Optional baselines; the raw judge, robust UU (50 gold) and the all-gold upper bound always run."""
+
+
 def run_seed(texts: list[str], y: np.ndarray, ids: list[str], judge: str, backbone: Any, seed: int,
-             n_gold: int, iterations: int) -> dict[str, Any]:
-    """All methods for one (judge, seed)."""
+             n_gold: int, iterations: int, methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
+    """The chosen baselines plus raw judge, robust UU and all-gold for one (judge, seed)."""
     rng = np.random.default_rng(1000 + seed)
     test = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[: int(round(0.2 * (y == c).sum()))] for c in (0, 1)]))
     train = np.setdiff1d(np.arange(len(y)), test)
@@ -89,8 +93,10 @@ def run_seed(texts: list[str], y: np.ndarray, ids: list[str], judge: str, backbo
         return metrics(y[test], (g > 0).astype(int), g)
 
     common = dict(judge_scores=scores, holdout=test, seed=seed)
-    for name, kw in (("PN on pseudo labels", dict(loss="pn", iterations=1, select="last")),
-                     ("plain UU", dict(loss="uu", iterations=1, select="last"))):
+    for key, name, kw in (("pn", "PN on pseudo labels", dict(loss="pn", iterations=1, select="last")),
+                          ("uu", "plain UU", dict(loss="uu", iterations=1, select="last"))):
+        if key not in methods:
+            continue
         out[name] = {}
         res = timed(name, lambda kw=kw: refine(texts, noisy, gold, backbone, **kw, **common))
         out[name] |= from_logits(res.all_scores[1][test])
@@ -103,12 +109,15 @@ def run_seed(texts: list[str], y: np.ndarray, ids: list[str], judge: str, backbo
     out["robust UU per iteration"] = {
         str(t): from_logits(g[test]) | {"gold_acc": res.history[t].gold_accuracy["value"]} for t, g in res.all_scores.items()
     }
-    oracle = GoldSet(train, y[train], np.ones(len(train)))
-    out["robust UU (oracle priors)"] = {}
-    res_o = timed("robust UU (oracle priors)", lambda: refine(texts, noisy, oracle, backbone, iterations=iterations,
-                                                              exclude_gold=False, **common))
-    out["robust UU (oracle priors)"] |= from_logits(res_o.all_scores[max(res_o.selected, 1)][test])
-    for name, rows in ((f"{n_gold} gold only", g_idx), ("all gold (upper bound)", train)):
+    if "oracle" in methods:
+        oracle = GoldSet(train, y[train], np.ones(len(train)))
+        out["robust UU (oracle priors)"] = {}
+        res_o = timed("robust UU (oracle priors)", lambda: refine(texts, noisy, oracle, backbone, iterations=iterations,
+                                                                  exclude_gold=False, **common))
+        out["robust UU (oracle priors)"] |= from_logits(res_o.all_scores[max(res_o.selected, 1)][test])
+    for key, name, rows in (("gold", f"{n_gold} gold only", g_idx), ("all-gold", "all gold (upper bound)", train)):
+        if key not in methods and key != "all-gold":
+            continue
         out[name] = {}
         out[name] |= from_logits(timed(name, lambda rows=rows: supervised(backbone, rows, y, test, seed)))
     return out
@@ -163,6 +172,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--n-gold", type=int, default=50)
     ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--set", nargs="*", default=[], help="backbone overrides key=value (e.g. epochs=2)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -182,7 +192,8 @@ def main() -> None:
         per_seed = []
         for seed in range(args.seeds):
             t0 = time.perf_counter()
-            per_seed.append(run_seed(texts, y, ids, judge, backbone, seed, args.n_gold, args.iterations))
+            per_seed.append(run_seed(texts, y, ids, judge, backbone, seed, args.n_gold, args.iterations,
+                                     tuple(args.methods.split(","))))
             r = per_seed[-1]
             print(f"[{judge} seed {seed}] raw {r['raw judge']['acc']:.3f} robust {r['robust UU (50 gold)']['acc']:.3f} "
                   f"(it {r['robust UU (50 gold)']['selected']}) all-gold {r['all gold (upper bound)']['acc']:.3f} "

@@ -77,7 +77,7 @@ class FrozenEncoder:
         hidden: int = 256,
         epochs: int = 100,
         batch_size: int = 128,
-        lr: float = 1e-3,
+        lr: float = 1e-2,
         max_length: int = 256,
         embed_batch_size: int = 64,
         standardize: bool = False,

@@ -85,7 +85,7 @@ def run_refine(cfg: RefineConfig) -> Path:
         scores = [r.get("judge_score") for r in rows]
         result = refine(
             texts, judge, gold, backbone, loss=cfg.loss, lam=cfg.lam, iterations=cfg.iterations,
-            val_fraction=cfg.val_fraction, flip_tol=cfg.flip_tol, select=cfg.select, seed=cfg.seed,
+            val_fraction=cfg.val_fraction, flip_tol=cfg.flip_tol, select=cfg.select, margin_se=cfg.margin_se, seed=cfg.seed,
             judge_scores=None if any(s is None for s in scores) else np.array(scores, dtype=float),
         )
         refined: list[dict[str, Any]] = []

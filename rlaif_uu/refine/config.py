@@ -42,6 +42,7 @@ class RefineConfig:
     val_fraction: float = 0.1
     flip_tol: float = 0.005
     select: str = "gold"  # gold | last
+    margin_se: float = 1.0  # gold rule: SEs of paired gain over the judge an iteration needs
     seed: int = 0
     overwrite: bool = False
     backbone: BackboneConfig = field(default_factory=BackboneConfig)

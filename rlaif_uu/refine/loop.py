@@ -10,11 +10,14 @@ Iteration t (1..K):
 Gold rows never enter training, so the classifier's accuracy on them is an
 out-of-sample estimate (weighted to the corpus, see :mod:`.priors`).
 
-Selection rule ``gold`` (default): return the iteration, *including iteration 0
-= the judge's own labels*, with the highest weighted gold accuracy; ties go to
-the earliest. It uses only the gold labels the priors already need. Refinement
-that hurts is therefore visible in the history and never returned. ``last``
-returns the final iteration.
+Selection rule ``gold`` (default): an iteration t ≥ 1 is eligible when its paired
+gain in weighted gold accuracy over the judge's own labels (iteration 0) exceeds
+``margin_se`` standard errors (default 1); the eligible iteration with the highest
+gold accuracy is returned (ties: the earliest), else iteration 0. It uses only
+the gold labels the priors already need, and it is conservative on purpose: with
+50 gold rows a small apparent gain is mostly noise, and refinement that hurts
+must never be returned (it stays visible in the history). ``last`` returns the
+final iteration.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class IterationRecord:
     n_harmful: int
     flipped: int
     gold_accuracy: dict[str, float]
+    gain_vs_judge: dict[str, float] = field(default_factory=dict)
     val_loss: float | None = None
     best_epoch: int | None = None
     seconds: float = 0.0
@@ -90,8 +94,10 @@ class RefineResult:
         }
 
 
-def _record(t: int, labels: np.ndarray, prev: np.ndarray, gold: GoldSet, priors: Priors, **kw: Any) -> IterationRecord:
+def _record(t: int, labels: np.ndarray, prev: np.ndarray, judge: np.ndarray, gold: GoldSet, priors: Priors,
+            **kw: Any) -> IterationRecord:
     acc = gold.accuracy(labels)
+    gain, se = gold.gain(labels, judge)
     return IterationRecord(
         iteration=t,
         priors=priors.as_dict(),
@@ -99,8 +105,17 @@ def _record(t: int, labels: np.ndarray, prev: np.ndarray, gold: GoldSet, priors:
         n_harmful=int(labels.sum()),
         flipped=int((labels != prev).sum()),
         gold_accuracy=asdict(acc),
+        gain_vs_judge={"value": gain, "se": se},
         **kw,
     )
+
+
+def select_iteration(history: list[IterationRecord], margin_se: float = 1.0) -> int:
+    """The ``gold`` rule: best gold accuracy among iterations that beat the judge by > margin_se SE."""
+    eligible = [r for r in history[1:] if r.gain_vs_judge["value"] > margin_se * r.gain_vs_judge["se"]]
+    if not eligible:
+        return 0
+    return max(eligible, key=lambda r: (r.gold_accuracy["value"], -r.iteration)).iteration
 
 
 def _split_val(pool: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +139,7 @@ def refine(
     val_fraction: float = 0.1,
     flip_tol: float = 0.005,
     select: str = "gold",
+    margin_se: float = 1.0,
     seed: int = 0,
     judge_scores: np.ndarray | None = None,
     holdout: np.ndarray | None = None,
@@ -143,6 +159,7 @@ def refine(
         val_fraction: share of the training pool held out to pick the best epoch.
         flip_tol: stop when fewer than this share of labels flip in a round.
         select: ``gold`` or ``last`` (see the module docstring).
+        margin_se: standard errors of gain over the judge an iteration needs to be eligible.
         seed: seeds the split, the initialisations and the batch order.
         judge_scores: optional judge log-odds, returned as scores if iteration 0 wins.
         holdout: rows never trained on (still relabelled), e.g. a benchmark's test split.
@@ -171,11 +188,12 @@ def refine(
     all_rows = np.arange(len(texts))
 
     backbone.prepare(texts)
-    history = [_record(0, labels0, labels0, gold, priors, note="judge labels")]
+    history = [_record(0, labels0, labels0, labels0, gold, priors, note="judge labels")]
     label_sets = {0: labels0}
     scores: dict[int, np.ndarray] = {}
     current, stop = labels0, f"reached {iterations} iterations"
-    best_model: tuple[int, torch.nn.Module] | None = None
+    best_model: tuple[int, torch.nn.Module] | None = None  # best gold accuracy among t >= 1
+    rule_model: tuple[int, torch.nn.Module] | None = None  # the iteration the rule picks so far
     for t in tqdm(range(1, iterations + 1), desc="refine", unit="iter"):
         t0 = time.perf_counter()
         risk, val_risk = make_risk(loss, priors, lam)
@@ -184,12 +202,14 @@ def refine(
         g = predict(backbone, res.model, all_rows, desc=f"relabel {t}")
         new = (g > 0).astype(int)
         new_priors = gold.priors(new)
-        rec = _record(t, new, current, gold, new_priors, val_loss=res.best_val_loss, best_epoch=res.best_epoch,
+        rec = _record(t, new, current, labels0, gold, new_priors, val_loss=res.best_val_loss, best_epoch=res.best_epoch,
                       seconds=time.perf_counter() - t0)
         history.append(rec)
         label_sets[t], scores[t] = new, g
         if best_model is None or rec.gold_accuracy["value"] > history[best_model[0]].gold_accuracy["value"]:
             best_model = (t, res.model)
+        if select_iteration(history, margin_se) == t:
+            rule_model = (t, res.model)
         if on_iteration is not None:
             on_iteration(rec)
         if new.min() == new.max():
@@ -206,9 +226,9 @@ def refine(
     if select == "last":
         chosen, (model_it, model) = history[-1].iteration, (history[-1].iteration, res.model)
     else:
-        chosen = int(np.argmax([r.gold_accuracy["value"] for r in history]))  # earliest of ties
-        assert best_model is not None
-        model_it, model = best_model  # when the judge (iteration 0) wins: the best trained classifier
+        chosen = select_iteration(history, margin_se)
+        # when the judge (iteration 0) wins, the best trained classifier is still returned
+        model_it, model = rule_model if chosen > 0 and rule_model else best_model  # type: ignore[misc]
     return RefineResult(
         labels=label_sets[chosen],
         scores=scores.get(chosen, judge_scores),

@@ -135,6 +135,17 @@ class GoldSet:
             pi=weighted_proportion(self.labels, self.weights),
         )
 
+    def gain(self, predicted: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
+        """Paired weighted accuracy gain of ``predicted`` over ``baseline`` on the gold rows, and its SE.
+
+        D = Σ w_i (a_i − b_i) / Σ w_i with a_i, b_i the per-row hits; SE² = Σ w_i² (d_i − D)² / (Σ w_i)².
+        """
+        y = self.labels
+        d = (np.asarray(predicted)[self.index] == y).astype(float) - (np.asarray(baseline)[self.index] == y).astype(float)
+        w = self.weights
+        mean = float(np.dot(w, d) / w.sum())
+        return mean, float(np.sqrt(np.dot(w * w, (d - mean) ** 2)) / w.sum())
+
     def accuracy(self, predicted: np.ndarray) -> Estimate:
         """Weighted accuracy of corpus-wide predictions on the gold rows (an unbiased corpus estimate)."""
         hit = (np.asarray(predicted, dtype=int)[self.index] == self.labels).astype(float)

@@ -92,3 +92,30 @@ def test_last_rule_and_input_errors() -> None:
         _run(x, y, noisy, loss="hinge")
     with pytest.raises(UserError, match="at least 1"):
         _run(x, y, noisy, iterations=0)
+
+
+def _rec(t: int, acc: float, gain: float, se: float):  # noqa: ANN202
+    from rlaif_uu.refine.loop import IterationRecord
+
+    return IterationRecord(t, {}, 0.5, 0, 0, {"value": acc}, {"value": gain, "se": se})
+
+
+def test_selection_needs_a_gain_beyond_one_standard_error() -> None:
+    from rlaif_uu.refine.loop import select_iteration
+
+    hist = [_rec(0, 0.80, 0.0, 0.0), _rec(1, 0.83, 0.03, 0.04), _rec(2, 0.86, 0.06, 0.03), _rec(3, 0.86, 0.06, 0.02)]
+    assert select_iteration(hist) == 2  # 1 is within noise; 2 and 3 tie, the earliest wins
+    assert select_iteration(hist, margin_se=0.0) == 2
+    assert select_iteration(hist[:2]) == 0  # a gain inside one SE keeps the judge's labels
+    assert select_iteration(hist[:2], margin_se=0.0) == 1
+
+
+def test_paired_gain_matches_accuracy_difference() -> None:
+    judge = np.array([1, 1, 0, 0, 1, 0, 0, 0])
+    truth = np.array([1, 0, 0, 1, 1, 0, 0, 0])
+    gold = GoldSet.from_strata(np.array([0, 1, 2, 3, 4, 5]), truth[:6], judge)
+    better = truth.copy()
+    gain, se = gold.gain(better, judge)
+    assert gain == pytest.approx(gold.accuracy(better).value - gold.accuracy(judge).value)
+    assert se > 0
+    assert gold.gain(judge, judge) == (0.0, 0.0)
