@@ -63,9 +63,11 @@ def judge_labels(name: str, y: np.ndarray, ids: list[str], seed: int) -> tuple[n
         return simulate_judge(y, 0.35, 0.15, seed=seed), None
     if not JUDGE_FILE.exists():
         sys.exit(f"{JUDGE_FILE} is missing: run .venv/bin/python eval/judge_corpus.py first")
+    column, _, frac = name.partition("@")
     table = {r["id"]: r for r in map(json.loads, JUDGE_FILE.read_text().splitlines())}
-    scores = np.array([table[i][f"{name}_score"] for i in ids], dtype=float)
-    return (scores > 0).astype(int), scores
+    scores = np.array([table[i][f"{column}_score"] for i in ids], dtype=float)
+    threshold = float(np.quantile(scores, 1 - float(frac))) if frac else 0.0
+    return (scores > threshold).astype(int), scores
 
 
 METHODS = ("pn", "uu", "oracle", "gold")
@@ -157,7 +159,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         lines += ["", "Robust UU test accuracy per iteration (0 = judge): " +
                   ", ".join(f"it{t} {v[0]:.3f}" for t, v in per_it.items()),
                   f"Iteration picked by the default rule, per seed: {[r['robust UU (50 gold)']['selected'] for r in block['per_seed']]}",
-                  f"Gap recovered (robust UU vs raw, relative to all-gold): {block['gap_recovered']:.0%}", ""]
+                  "Gap recovered (robust UU vs raw, relative to all-gold): " + (
+                      f"{block['gap_recovered']:.0%}" if block["gap_recovered"] is not None else "n/a (the raw judge beats the all-gold classifier)"), ""]
     if "embed_seconds" in results:
         lines.append(f"Embedding pass (800 rows, uncached): {results['embed_seconds']:.1f} s; "
                      f"5 robust-UU iterations (mean): {results['iter5_seconds']:.1f} s "
@@ -168,14 +171,21 @@ def to_markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", default="frozen", choices=["frozen", "encoder", "causal"])
-    ap.add_argument("--judges", default="simulated,qwen,embedding", help="comma-separated: simulated and columns of corpus_judges.jsonl")
+    ap.add_argument("--judges", default="simulated,qwen,minilm",
+                    help="comma-separated: 'simulated', or a column of corpus_judges.jsonl labelled at score > 0, "
+                    "or COLUMN@F to label the top fraction F harmful (a user's assumed harmful share, not from gold)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--n-gold", type=int, default=50)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--set", nargs="*", default=[], help="backbone overrides key=value (e.g. epochs=2)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 when sharing the CPU with another job)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     cfg = load_config(BackboneConfig, flags={"kind": args.backbone}, overrides=args.set)
     backbone = build_backbone(cfg)
     corpus = build_safety_corpus(seed=0)
@@ -200,7 +210,7 @@ def main() -> None:
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         s = summarise(per_seed)
         raw, rob, top = s["raw judge"]["acc"][0], s["robust UU (50 gold)"]["acc"][0], s["all gold (upper bound)"]["acc"][0]
-        results["judges"][judge] = {"summary": s, "per_seed": per_seed, "gap_recovered": (rob - raw) / (top - raw) if top != raw else 0.0}
+        results["judges"][judge] = {"summary": s, "per_seed": per_seed, "gap_recovered": (rob - raw) / (top - raw) if top > raw else None}
     if args.backbone == "frozen":
         results["iter5_seconds"] = float(np.mean([r["robust UU (50 gold)"]["seconds"] for b in results["judges"].values() for r in b["per_seed"]]))
     out = Path(args.out or HERE / "results" / f"refine_{args.backbone}")

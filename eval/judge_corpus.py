@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +132,14 @@ def run_judges(rows: list[dict], main: str, wordings: list[str], batch_size: int
         if not skip_llm:
             from rlaif_uu.judge.transformers_backend import TransformersJudge
 
-            start = time.monotonic()
             qwen = TransformersJudge(template=WORDINGS[main])
-            load_s = time.monotonic() - start
             for key in [None, *wordings]:
-                judge = qwen if key is None else TransformersJudge(template=WORDINGS[key], model_obj=qwen.model, tokenizer_obj=qwen.tokenizer)
+                judge = qwen if key is None else TransformersJudge(template=WORDINGS[key])  # shares the loaded model
                 name = "qwen" if key is None else f"qwen_{key.replace('-', '_')}"
                 run = judge_rows(judge, prompts, responses, cache, batch_size=batch_size)
-                scores[name], info[name] = run.scores, _info(judge, run) | {"load_seconds": round(load_s, 1)}
+                scores[name], info[name] = run.scores, _info(judge, run)
                 info[name]["mean_verdict_mass"] = float(np.mean([m["verdict_mass"] for m in run.meta]))
+                info[name]["model_loaded"] = judge._model is not None
                 log.info("%s: %d judged, %d cached, %.0f s", name, run.n_judged, run.n_cached, run.seconds)
     return scores, info
 
@@ -188,7 +186,7 @@ def markdown(report: dict) -> str:
                      f"from cache, {i['seconds']} s{speed}{mass}")
     for name, i in report.get("first_runs", {}).items():
         lines.append(f"- last run of `{name}` that judged rows: {i['n_judged']} rows in {i['seconds']} s "
-                     f"({i['rows_per_second']:.2f} rows/s) plus {i.get('load_seconds', 0)} s model load")
+                     f"({i['rows_per_second']:.2f} rows/s)")
     if report.get("extra"):
         lines += ["", report["extra"]]
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ sits between the shared head and each row's own tokens; the attention mask hides
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from typing import Any
 
 import torch
 
-from rlaif_uu.assets import QWEN_JUDGE, from_pretrained_kwargs, resolve_model
+from rlaif_uu.assets import QWEN_JUDGE, resolve_model
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Verdict
 from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render
@@ -70,9 +71,12 @@ class TransformersJudge:
         tokenizer_obj: an already loaded tokenizer with a chat template.
         prefix_cache: reuse the key/value states of the template's fixed head.
 
+    The model is loaded on first use (a fully cached rerun never loads it); judges built
+    for the same model and dtype share one loaded copy.
+
     Raises:
         UserError: unknown model, a tokenizer without a chat template, verdict words whose
-            first tokens collide, or a template that does not fit ``judge_responses``.
+            first tokens collide (at load), or a template that does not fit ``judge_responses``.
     """
 
     def __init__(
@@ -93,24 +97,57 @@ class TransformersJudge:
         self.max_field_tokens = max_field_tokens
         self.name, self.prefix_cache = model, prefix_cache
         self._prefix: tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self._model: Any | None = None
+        self._tokenizer: Any | None = None
+        self._verdict_ids: tuple[list[int], list[int]] = ([], [])
         if model_obj is None:
-            self.model, self.tokenizer = self._load(model, dtype)
+            self.ref, self.dtype = resolve_model(model), dtype  # fail fast on a bad path; load on first use
         else:
             if tokenizer_obj is None:
                 raise UserError("TransformersJudge: pass tokenizer_obj together with model_obj")
-            self.model, self.tokenizer = model_obj, tokenizer_obj
-        self.model.eval()
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise UserError(f"the tokenizer of '{model}' has no chat template; an instruction-tuned model is needed to judge")
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.unsafe_ids = verdict_token_ids(self.tokenizer, template.unsafe_word)
-        self.safe_ids = verdict_token_ids(self.tokenizer, template.safe_word)
-        if set(self.unsafe_ids) & set(self.safe_ids):
+            self._setup(model_obj, tokenizer_obj)
+
+    def _setup(self, model: Any, tokenizer: Any) -> None:
+        """Check the tokenizer and find the verdict token ids."""
+        if not getattr(tokenizer, "chat_template", None):
+            raise UserError(f"the tokenizer of '{self.name}' has no chat template; an instruction-tuned model is needed to judge")
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        unsafe_ids = verdict_token_ids(tokenizer, self.template.unsafe_word)
+        safe_ids = verdict_token_ids(tokenizer, self.template.safe_word)
+        if set(unsafe_ids) & set(safe_ids):
             raise UserError(
-                f"verdict words '{template.unsafe_word}'/'{template.safe_word}' share a first token under the "
-                f"tokenizer of '{model}'; choose verdict words that start differently"
+                f"verdict words '{self.template.unsafe_word}'/'{self.template.safe_word}' share a first token under the "
+                f"tokenizer of '{self.name}'; choose verdict words that start differently"
             )
+        self._model, self._tokenizer = model.eval(), tokenizer
+        self._verdict_ids = (unsafe_ids, safe_ids)
+
+    @property
+    def unsafe_ids(self) -> list[int]:
+        """Token ids whose probability counts for the unsafe verdict (loads the model if needed)."""
+        _ = self.model
+        return self._verdict_ids[0]
+
+    @property
+    def safe_ids(self) -> list[int]:
+        """Token ids whose probability counts for the safe verdict (loads the model if needed)."""
+        _ = self.model
+        return self._verdict_ids[1]
+
+    @property
+    def model(self) -> Any:
+        """The causal LM, loaded on first use (judges of the same model share one copy)."""
+        if self._model is None:
+            self._setup(*_load(str(self.ref), self.ref.path, self.ref.gguf_file, self.dtype))
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer, loaded with the model on first use."""
+        if self._tokenizer is None:
+            _ = self.model
+        return self._tokenizer
 
     @property
     def judge_id(self) -> str:
@@ -121,22 +158,6 @@ class TransformersJudge:
     def template_key(self) -> str:
         """The template part of the cache key (see :attr:`JudgeTemplate.key`)."""
         return self.template.key + ("" if self.judge_responses else ":prompt-only")
-
-    @staticmethod
-    def _load(model: str, dtype: torch.dtype) -> tuple[Any, Any]:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        ref = resolve_model(model)
-        kwargs = from_pretrained_kwargs(ref)
-        start = time.monotonic()
-        log.info("loading judge %s (a GGUF is dequantized on load; the Qwen judge takes ~60 s)", ref)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=False, **kwargs)
-            net = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype, trust_remote_code=False, **kwargs)
-        except OSError as exc:
-            raise UserError(f"cannot load judge model '{model}' from {ref}: {exc}") from None
-        log.info("judge loaded in %.0f s", time.monotonic() - start)
-        return net, tokenizer
 
     def _truncate(self, text: str) -> str:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
@@ -214,6 +235,23 @@ class TransformersJudge:
     def label(self, score: float) -> int:
         """1 (harmful) when ``score > threshold``, else 0."""
         return int(score > self.threshold)
+
+
+@functools.lru_cache(maxsize=1)
+def _load(name: str, path: str, gguf_file: str | None, dtype: torch.dtype) -> tuple[Any, Any]:
+    """Load (model, tokenizer); the last one loaded is kept so judges of one model share it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    start = time.monotonic()
+    log.info("loading judge %s (a GGUF is dequantized on load; the Qwen judge takes ~60 s)", name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **kwargs)
+        net = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False, **kwargs)
+    except OSError as exc:
+        raise UserError(f"cannot load judge model '{name}': {exc}") from None
+    log.info("judge loaded in %.0f s", time.monotonic() - start)
+    return net, tokenizer
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
