@@ -28,6 +28,7 @@ from rlaif_uu.config import load_config
 from rlaif_uu.data.corpus import build_safety_corpus, simulate_judge
 from rlaif_uu.data.io import write_json
 from rlaif_uu.data.schema import classifier_text
+from rlaif_uu.errors import UserError
 from rlaif_uu.refine.config import BackboneConfig, build_backbone
 from rlaif_uu.refine.loop import refine
 from rlaif_uu.refine.losses import pn_risk
@@ -147,6 +148,10 @@ def to_markdown(results: dict[str, Any]) -> str:
              f"Command: `{results['command']}`", "",
              f"Corpus: {results['corpus']}. Metrics on the held-out 20% (mean ± std over {results['seeds']} seeds).", ""]
     for judge, block in results["judges"].items():
+        refused = block.get("refused", [])
+        if "summary" not in block:
+            lines += [f"## Judge: {judge}", "", f"Refused on every seed: {refused[0]['error']}", ""]
+            continue
         s = block["summary"]
         lines += [f"## Judge: {judge}", "", "| method | accuracy | F1 | AUROC | seconds |", "|---|---|---|---|---|"]
         for method, m in s.items():
@@ -159,6 +164,7 @@ def to_markdown(results: dict[str, Any]) -> str:
         lines += ["", "Robust UU test accuracy per iteration (0 = judge): " +
                   ", ".join(f"it{t} {v[0]:.3f}" for t, v in per_it.items()),
                   f"Iteration picked by the default rule, per seed: {[r['robust UU (50 gold)']['selected'] for r in block['per_seed']]}",
+                  *([f"Refused on {len(refused)} seed(s) (not in the means): {refused[0]['error']}"] if refused else []),
                   "Gap recovered (robust UU vs raw, relative to all-gold): " + (
                       f"{block['gap_recovered']:.0%}" if block["gap_recovered"] is not None else "n/a (the raw judge beats the all-gold classifier)"), ""]
     if "embed_seconds" in results:
@@ -199,20 +205,29 @@ def main() -> None:
         backbone.embed(texts)
         results["embed_seconds"] = time.perf_counter() - t0
     for judge in args.judges.split(","):
-        per_seed = []
+        per_seed, refused = [], []
         for seed in range(args.seeds):
             t0 = time.perf_counter()
-            per_seed.append(run_seed(texts, y, ids, judge, backbone, seed, args.n_gold, args.iterations,
-                                     tuple(args.methods.split(","))))
+            try:
+                per_seed.append(run_seed(texts, y, ids, judge, backbone, seed, args.n_gold, args.iterations,
+                                         tuple(args.methods.split(","))))
+            except UserError as exc:  # the tool refuses this judge (e.g. Δ too small): a result, not a crash
+                refused.append({"seed": seed, "error": str(exc)})
+                print(f"[{judge} seed {seed}] refused: {exc}", flush=True)
+                continue
             r = per_seed[-1]
             print(f"[{judge} seed {seed}] raw {r['raw judge']['acc']:.3f} robust {r['robust UU (50 gold)']['acc']:.3f} "
                   f"(it {r['robust UU (50 gold)']['selected']}) all-gold {r['all gold (upper bound)']['acc']:.3f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        if not per_seed:
+            results["judges"][judge] = {"refused": refused}
+            continue
         s = summarise(per_seed)
         raw, rob, top = s["raw judge"]["acc"][0], s["robust UU (50 gold)"]["acc"][0], s["all gold (upper bound)"]["acc"][0]
-        results["judges"][judge] = {"summary": s, "per_seed": per_seed, "gap_recovered": (rob - raw) / (top - raw) if top > raw else None}
+        results["judges"][judge] = {"summary": s, "per_seed": per_seed, "refused": refused, "gap_recovered": (rob - raw) / (top - raw) if top > raw else None}
     if args.backbone == "frozen":
-        results["iter5_seconds"] = float(np.mean([r["robust UU (50 gold)"]["seconds"] for b in results["judges"].values() for r in b["per_seed"]]))
+        results["iter5_seconds"] = float(np.mean([r["robust UU (50 gold)"]["seconds"] for b in results["judges"].values()
+                                                  for r in b.get("per_seed", [])]))
     out = Path(args.out or HERE / "results" / f"refine_{args.backbone}")
     write_json(out.with_suffix(".json"), results)
     out.with_suffix(".md").write_text(to_markdown(results))

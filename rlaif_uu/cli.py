@@ -13,6 +13,7 @@ from rlaif_uu.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every verb registered."""
     from rlaif_uu import assets
+    from rlaif_uu.judge import cli as label_cli
     from rlaif_uu.refine import cli as refine_cli
 
     parser = argparse.ArgumentParser(
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rlaif-uu {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    label_cli.add_parser(sub)
     refine_cli.add_parser(sub)
     assets.add_assets_parser(sub).set_defaults(func=assets.run_assets)
     return parser

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The refinement quickstart on bundled offline data (CPU, about a minute after setup):
 #   judge verdicts on an 800-row gold corpus -> 50 gold labels -> rlaif-uu refine.
-#   JUDGE=simulated bash scripts/quickstart.sh    # other judge columns: qwen (default), minilm, rules
+#   JUDGE=qwen@0.4 bash scripts/quickstart.sh   # real Qwen verdicts; also zmean_qwen_rules, minilm, rules, simulated (default)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT="${OUT:-runs/quickstart}"
-.venv/bin/python eval/make_demo.py --judge "${JUDGE:-qwen}" --out "$OUT/data"
+.venv/bin/python eval/make_demo.py --judge "${JUDGE:-simulated}" --out "$OUT/data"
 .venv/bin/rlaif-uu refine --input "$OUT/data/corpus.jsonl" --gold "$OUT/data/gold.jsonl" --out "$OUT/refine" --overwrite
 .venv/bin/python - "$OUT" <<'PY'
 import json, sys

@@ -94,3 +94,9 @@ def classifier_text(prompt: str, response: str) -> str:
     if not response:
         return f"User: {prompt}"
     return f"User: {prompt}\nAssistant: {response}"
+
+
+def split_classifier_text(text: str) -> tuple[str, str]:
+    """Inverse of :func:`classifier_text`: the (user part, assistant part) of a classifier text."""
+    user, sep, assistant = text.partition("\nAssistant: ")
+    return user, assistant if sep else ""

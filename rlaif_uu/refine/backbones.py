@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from rlaif_uu.assets import cache_dir, from_pretrained_kwargs, resolve_model
 from rlaif_uu.data.io import atomic_path, write_json
+from rlaif_uu.data.schema import split_classifier_text
 from rlaif_uu.errors import UserError
 
 
@@ -81,6 +82,7 @@ class FrozenEncoder:
         max_length: int = 256,
         embed_batch_size: int = 64,
         standardize: bool = False,
+        segments: bool = True,
     ) -> None:
         if head not in ("linear", "mlp"):
             raise UserError(f"head '{head}' is unknown; use 'linear' or 'mlp'")
@@ -88,7 +90,7 @@ class FrozenEncoder:
         self.hidden = hidden if head == "mlp" else 0
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.max_length, self.embed_batch_size = max_length, embed_batch_size
-        self.standardize = standardize
+        self.standardize, self.segments = standardize, segments
         self.embeddings: torch.Tensor | None = None
         self.embed_seconds = 0.0
 
@@ -122,17 +124,29 @@ class FrozenEncoder:
                 out.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
         return np.concatenate(out)
 
-    def prepare(self, texts: list[str]) -> None:
-        """Load embeddings from the disk cache, or compute and cache them."""
+    def _cached_embed(self, texts: list[str]) -> np.ndarray:
         path = self._cache_file(texts)
-        t0 = time.perf_counter()
         if path.exists():
-            emb = np.load(path)
+            return np.load(path)
+        emb = self.embed(texts)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, emb)
+        return emb
+
+    def prepare(self, texts: list[str]) -> None:
+        """Load embeddings from the disk cache, or compute and cache them.
+
+        With ``segments`` the user turn and the assistant turn are embedded apart and
+        concatenated, so a refusal and a compliance to the same request stay far apart
+        (one mean-pooled vector of the whole exchange is dominated by the request's topic).
+        """
+        t0 = time.perf_counter()
+        if self.segments:
+            parts = list(zip(*(split_classifier_text(t) for t in texts)))
+            emb = np.concatenate([self._cached_embed(list(p)) for p in parts], axis=1)
         else:
-            emb = self.embed(texts)
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, emb)
+            emb = self._cached_embed(texts)
         self.embed_seconds = time.perf_counter() - t0
         self.embeddings = torch.from_numpy(emb)
 
@@ -154,7 +168,7 @@ class FrozenEncoder:
         write_json(
             os.path.join(out_dir, "classifier.json"),
             {"backbone": self.name, "encoder": self.model_name, "head": self.head, "hidden": self.hidden,
-             "pooling": "mean+l2", "max_length": self.max_length, "polarity": "logit > 0 = harmful"},
+             "pooling": "mean+l2", "segments": self.segments, "max_length": self.max_length, "polarity": "logit > 0 = harmful"},
         )
 
 

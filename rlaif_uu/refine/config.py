@@ -19,6 +19,7 @@ class BackboneConfig:
     model: Optional[str] = None  # alias, local HF folder or hub id
     head: str = "linear"  # frozen only: linear | mlp
     hidden: int = 256  # frozen mlp width
+    segments: bool = True  # frozen: embed user and assistant turns apart and concatenate
     peft: Optional[str] = None  # encoder/causal: none | lora | qlora
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
@@ -57,7 +58,7 @@ def build_backbone(cfg: BackboneConfig) -> Any:
         if getattr(cfg, key) is not None:
             kw[key] = getattr(cfg, key)
     if cfg.kind == "frozen":
-        kw.update(head=cfg.head, hidden=cfg.hidden)
+        kw.update(head=cfg.head, hidden=cfg.hidden, segments=cfg.segments)
     else:
         kw.update(lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, trust_remote_code=cfg.trust_remote_code)
         if cfg.peft is not None:

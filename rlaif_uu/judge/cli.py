@@ -1,0 +1,339 @@
+"""``rlaif-uu label``: judge a corpus with one or more judges, aggregate, report agreement.
+
+Output: the input rows plus, for every judge ``NAME``, ``NAME_label`` (``harmful``/``safe``,
+``None`` = abstained) and ``NAME_score``, and the aggregate ``judge_label``/``judge_score``
+(the input of ``rlaif-uu refine``). Beside it, ``<out>.agreement.json``: Cohen's κ between
+every pair of judges, each judge's id, template key and threshold, and the run summary.
+
+Aggregate score: the mean over non-abstaining judges of ``z_j = (s_j - t_j) / sd_j``
+(``t_j`` the judge's threshold, ``sd_j`` the standard deviation of its scores), so that
+one judge alone reproduces its own labels. Aggregate label: ``majority`` of the judges'
+labels (a tie goes by the sign of the aggregate score) or ``mean`` (aggregate score > 0).
+
+Judges on the command line: ``--judge KIND[:key=value,...]``, e.g.
+``--judge rules --judge openai:model=gpt-4o-mini,base_url=https://api.openai.com/v1,concurrency=4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rlaif_uu.config import load_config
+from rlaif_uu.data.io import Row, read_records, write_json, write_records
+from rlaif_uu.errors import UserError
+
+KINDS = ("transformers", "openai", "embedding", "rules")
+AGGREGATES = ("majority", "mean")
+OUT_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".parquet", ".pq")
+
+
+@dataclass
+class JudgeConfig:
+    """One judge of ``rlaif-uu label`` (``None`` = the kind's default)."""
+
+    kind: str = "transformers"  # transformers | openai | embedding | rules
+    name: str | None = None  # column prefix (default: the kind)
+    model: str | None = None  # transformers/embedding: alias, folder or hub id; openai: served model name
+    template: str | None = None  # built-in template name or YAML/JSON file (LLM judges)
+    base_url: str | None = None  # openai: API root, e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # openai: name of the variable holding the key
+    threshold: float | None = None  # label = score > threshold (default 0)
+    harmful_fraction: float | None = None  # instead of threshold: label this fraction harmful
+    batch_size: int | None = None  # rows per judge call and cache commit
+    concurrency: int = 8  # openai: requests in flight
+    timeout: float = 60.0  # openai: seconds per request
+    max_retries: int = 3  # openai
+    logprobs: bool = True  # openai: ask for log-probabilities
+    text: str = "response"  # embedding: response | pair
+    max_field_tokens: int = 512  # transformers
+
+
+@dataclass
+class LabelConfig:
+    """``rlaif-uu label`` settings."""
+
+    input: str = MISSING
+    out: str = MISSING
+    judges: list[JudgeConfig] = field(default_factory=lambda: [JudgeConfig()])
+    prompt_only: bool = False  # judge prompts alone (no response)
+    aggregate: str = "majority"  # majority | mean
+    cache: str | None = None  # verdict cache file (default: <asset cache>/judge-cache.sqlite, as eval/judge_corpus.py)
+    no_cache: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    drop_unlabelled: bool = False  # drop rows every judge abstained on
+
+
+def parse_judge_spec(spec: str) -> dict[str, Any]:
+    """``KIND[:key=value,...]`` -> a :class:`JudgeConfig` mapping (values typed by the dataclass).
+
+    Raises:
+        UserError: unknown kind or key, or a value of the wrong type.
+    """
+    kind, _, rest = spec.partition(":")
+    out: dict[str, Any] = {"kind": kind.strip()}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise UserError(f"--judge {spec!r}: '{item}' must look like key=value")
+        out[key.strip()] = value.strip()
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(JudgeConfig), out)
+    except OmegaConfBaseException as exc:
+        msg = str(exc).splitlines()[0]
+        if " not in " in msg:
+            msg += " (keys: " + ", ".join(f.name for f in dataclasses.fields(JudgeConfig)) + ")"
+        raise UserError(f"--judge {spec!r}: {msg}") from None
+    return {k: v for k, v in OmegaConf.to_container(typed).items() if k in out}  # type: ignore[union-attr]
+
+
+def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Any:
+    """Instantiate one judge from its config (models load lazily where the backend allows).
+
+    Raises:
+        UserError: unknown kind, missing settings, or a template that does not fit the task.
+    """
+    from rlaif_uu.assets import MINILM, QWEN_JUDGE
+    from rlaif_uu.judge.templates import (
+        DEFAULT_TEMPLATE,
+        PROMPT_TEMPLATE,
+        check_template,
+        get_template,
+    )
+
+    if cfg.kind not in KINDS:
+        raise UserError(f"judge kind '{cfg.kind}' is unknown; use one of {', '.join(KINDS)}")
+    template = get_template(cfg.template) if cfg.template else (DEFAULT_TEMPLATE if judge_responses else PROMPT_TEMPLATE)
+    if cfg.kind in ("transformers", "openai"):
+        check_template(template, judge_responses)
+    threshold = 0.0 if cfg.threshold is None else cfg.threshold
+    if cfg.kind == "rules":
+        from rlaif_uu.judge.cheap import RuleJudge
+
+        return RuleJudge()
+    if cfg.kind == "embedding":
+        from rlaif_uu.judge.cheap import EmbeddingJudge
+
+        return EmbeddingJudge(cfg.model or MINILM, text=cfg.text)
+    if cfg.kind == "openai":
+        from rlaif_uu.judge.http_backend import OpenAIJudge
+
+        if not cfg.model or not cfg.base_url:
+            raise UserError("an openai judge needs model and base_url (--judge openai:model=NAME,base_url=http://HOST:PORT/v1)")
+        return OpenAIJudge(cfg.model, cfg.base_url, template, judge_responses=judge_responses, threshold=threshold,
+                           api_key_env=cfg.api_key_env, timeout=cfg.timeout, max_retries=cfg.max_retries,
+                           concurrency=cfg.concurrency, logprobs=cfg.logprobs)
+    from rlaif_uu.judge.transformers_backend import TransformersJudge
+
+    return TransformersJudge(cfg.model or QWEN_JUDGE, template=template, judge_responses=judge_responses,
+                             threshold=threshold, max_field_tokens=cfg.max_field_tokens)
+
+
+def judge_names(judges: list[JudgeConfig]) -> list[str]:
+    """Column prefixes: ``name`` or the kind, with ``_2``, ``_3`` ... for repeats.
+
+    Raises:
+        UserError: a name that is not ``[a-z0-9_]``, is ``judge`` or repeats an explicit name.
+    """
+    names: list[str] = []
+    for cfg in judges:
+        base = cfg.name or cfg.kind
+        if not re.fullmatch(r"[a-z0-9_]+", base) or base == "judge":
+            raise UserError(f"judge name '{base}' must be lowercase [a-z0-9_] and not 'judge' (it prefixes output columns)")
+        name, n = base, 1
+        while name in names:
+            if cfg.name:
+                raise UserError(f"judge name '{base}' is used twice; give each judge its own name")
+            n += 1
+            name = f"{base}_{n}"
+        names.append(name)
+    return names
+
+
+def labels_from_scores(scores: np.ndarray, threshold: float | None, fraction: float | None) -> tuple[np.ndarray, float]:
+    """(labels with -1 for abstentions, the threshold used); ``fraction`` picks the threshold as a quantile."""
+    ok = ~np.isnan(scores)
+    if fraction is not None:
+        if not 0.0 < fraction < 1.0:
+            raise UserError(f"harmful_fraction must be in (0, 1), got {fraction}")
+        threshold = float(np.quantile(scores[ok], 1.0 - fraction)) if ok.any() else 0.0
+    t = 0.0 if threshold is None else float(threshold)
+    return np.where(ok, (np.nan_to_num(scores, nan=t) > t).astype(int), -1), t
+
+
+def aggregate(scores: np.ndarray, labels: np.ndarray, thresholds: list[float], how: str) -> tuple[np.ndarray, np.ndarray]:
+    """Aggregate ``(n_judges, n_rows)`` scores/labels into (labels with -1 = none, z-score means with NaN = none)."""
+    z = np.full(scores.shape, np.nan)
+    for j, t in enumerate(thresholds):
+        ok = ~np.isnan(scores[j])
+        sd = float(np.std(scores[j][ok])) if ok.sum() > 1 else 0.0
+        z[j][ok] = (scores[j][ok] - t) / (sd if sd > 0 else 1.0)
+    voted = (labels >= 0).sum(0)
+    with np.errstate(invalid="ignore"):
+        mean_z = np.where(voted > 0, np.nansum(z, 0) / np.maximum(voted, 1), np.nan)
+        if how == "mean":
+            label = (mean_z > 0).astype(int)
+        else:
+            share = (labels == 1).sum(0) / np.maximum(voted, 1)
+            label = np.where(share == 0.5, (mean_z > 0).astype(int), (share > 0.5).astype(int))
+    return np.where(voted > 0, label, -1), mean_z
+
+
+def kappa_table(names: list[str], labels: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """Cohen's κ between every pair of judges on the rows both labelled (``None`` when undefined)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    table: dict[str, dict[str, float | None]] = {a: {} for a in names}
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            both = (labels[i] >= 0) & (labels[j] >= 0)
+            pair = labels[i][both], labels[j][both]
+            if not both.any() or len(set(pair[0].tolist()) | set(pair[1].tolist())) < 2:
+                table[a][b] = 1.0 if both.any() and i == j else None
+                continue
+            table[a][b] = round(float(cohen_kappa_score(*pair)), 4)
+    return table
+
+
+def format_kappa(table: dict[str, dict[str, float | None]]) -> str:
+    """The κ table as aligned text."""
+    names = list(table)
+    width = max(8, *(len(n) for n in names)) + 1
+    lines = ["Cohen's kappa".ljust(width) + "".join(n.rjust(width) for n in names)]
+    for a in names:
+        lines.append(a.ljust(width) + "".join(("-" if v is None else f"{v:.3f}").rjust(width) for v in table[a].values()))
+    return "\n".join(lines)
+
+
+def run_label(cfg: LabelConfig) -> Path:
+    """Judge, aggregate and write ``cfg.out`` and ``<out>.agreement.json`` (nothing is written on error)."""
+    from rlaif_uu.assets import cache_dir
+    from rlaif_uu.judge.cache import VerdictCache, judge_rows
+
+    start = time.monotonic()
+    out = Path(cfg.out)
+    if out.suffix.lower() not in OUT_SUFFIXES:
+        raise UserError(f"{out}: unknown output type '{out.suffix}'; use .jsonl, .csv or .parquet")
+    if out.exists() and not cfg.overwrite:
+        raise UserError(f"{out}: file exists; pass --overwrite or choose another --out")
+    if cfg.aggregate not in AGGREGATES:
+        raise UserError(f"aggregate '{cfg.aggregate}' is unknown; use one of {', '.join(AGGREGATES)}")
+    if not cfg.judges:
+        raise UserError("no judges configured; pass --judge KIND (one of " + ", ".join(KINDS) + ")")
+    rows = read_records(cfg.input, required=("prompt",))
+    judge_responses = not cfg.prompt_only
+    if judge_responses and not any(r["response"].strip() for r in rows):
+        raise UserError(f"{cfg.input}: no row has a response; pass --prompt-only to judge prompts alone")
+    for jc in cfg.judges:
+        if jc.kind not in KINDS:
+            raise UserError(f"judge kind '{jc.kind}' is unknown; use one of {', '.join(KINDS)}")
+    names = judge_names(cfg.judges)
+    judges = [build_judge(jc, judge_responses) for jc in cfg.judges]
+    prompts = [r["prompt"] for r in rows]
+    responses = [r["response"] if judge_responses else "" for r in rows]
+    cache = None if cfg.no_cache else VerdictCache(cfg.cache or cache_dir() / "judge-cache.sqlite")
+    scores: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    thresholds: list[float] = []
+    summary: dict[str, dict[str, Any]] = {}
+    try:
+        for name, jc, judge in zip(names, cfg.judges, judges):
+            default_batch = max(32, 4 * jc.concurrency) if jc.kind == "openai" else (256 if jc.kind == "rules" else 8)
+            run = judge_rows(judge, prompts, responses, cache=cache, batch_size=jc.batch_size or default_batch, progress=cfg.progress)
+            lab, t = labels_from_scores(run.scores, jc.threshold, jc.harmful_fraction)
+            scores.append(run.scores)
+            labels.append(lab)
+            thresholds.append(t)
+            errors = sum(1 for m in run.meta if m.get("abstain") == "error")
+            summary[name] = {"judge_id": judge.judge_id, "template": judge.template_key, "threshold": t,
+                             "harmful": int((lab == 1).sum()), "safe": int((lab == 0).sum()),
+                             "abstained": run.n_abstained - errors, "errors": errors, "cached": run.n_cached,
+                             "judged": run.n_judged, "seconds": round(run.seconds, 2)}
+            if hasattr(judge, "close"):
+                judge.close()
+    finally:
+        if cache is not None:
+            cache.close()
+    s, lab_all = np.array(scores), np.array(labels)
+    agg_label, agg_score = aggregate(s, lab_all, thresholds, cfg.aggregate)
+    out_rows: list[Row] = []
+    for i, row in enumerate(rows):
+        if cfg.drop_unlabelled and agg_label[i] < 0:
+            continue
+        extra: dict[str, Any] = {}
+        for j, name in enumerate(names):
+            extra[f"{name}_label"] = None if lab_all[j, i] < 0 else ("harmful" if lab_all[j, i] == 1 else "safe")
+            extra[f"{name}_score"] = None if np.isnan(s[j, i]) else float(s[j, i])
+        extra["judge_label"] = None if agg_label[i] < 0 else int(agg_label[i])
+        extra["judge_score"] = None if np.isnan(agg_score[i]) else round(float(agg_score[i]), 6)
+        out_rows.append(row | extra)
+    if not (agg_label >= 0).any():
+        raise UserError("every judge abstained on every row (unparseable answers or per-row errors); check that the model "
+                        "answers with the template's verdict words; nothing was written")
+    table = kappa_table(names, lab_all)
+    unlabelled = int((agg_label < 0).sum())
+    total = {"rows": len(rows), "written": len(out_rows), "harmful": int((agg_label == 1).sum()), "safe": int((agg_label == 0).sum()),
+             "unlabelled": unlabelled, "aggregate": cfg.aggregate, "seconds": round(time.monotonic() - start, 2)}
+    write_records(out, out_rows)
+    write_json(Path(f"{out}.agreement.json"), {"judges": summary, "kappa": table, "total": total})
+    _print_summary(names, summary, total, table, out)
+    if unlabelled and not cfg.drop_unlabelled:
+        print(f"warning: {unlabelled} row(s) have no judge_label (every judge abstained); "
+              "pass drop_unlabelled=true or label them before `rlaif-uu refine`")
+    return out
+
+
+def _print_summary(names: list[str], summary: dict[str, Any], total: dict[str, Any], table: dict[str, Any], out: Path) -> None:
+    for name in names:
+        m = summary[name]
+        print(f"{name} ({m['judge_id']}): {m['harmful']} harmful, {m['safe']} safe, {m['abstained']} abstained, "
+              f"{m['errors']} errors; {m['cached']} cached, {m['judged']} judged in {m['seconds']:.1f} s")
+    if len(names) > 1:
+        print(format_kappa(table))
+    print(f"{total['aggregate']}: {total['harmful']} harmful, {total['safe']} safe, {total['unlabelled']} unlabelled "
+          f"of {total['rows']} rows in {total['seconds']:.1f} s; wrote {out} and {out}.agreement.json")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``label`` on the main parser."""
+    p = subparsers.add_parser(
+        "label",
+        help="judge (prompt, response) rows with LLM and cheap judges; write judge_label/judge_score",
+        description="Label a corpus with one or more judges (cached, resumable). Settings: dataclass defaults < "
+        "--config YAML < flags < dotted overrides (e.g. aggregate=mean). Judges: --judge KIND[:key=value,...], "
+        f"KIND one of {', '.join(KINDS)}; e.g. --judge rules --judge openai:model=M,base_url=http://127.0.0.1:8000/v1",
+    )
+    p.add_argument("--input", help="JSONL/CSV/Parquet/saved-dataset with prompt (and response)")
+    p.add_argument("--out", help="output file (.jsonl, .csv or .parquet)")
+    p.add_argument("--judge", action="append", dest="judges", metavar="SPEC", help="a judge, KIND[:key=value,...]; repeatable")
+    p.add_argument("--config", help="YAML file of settings")
+    p.add_argument("--aggregate", choices=AGGREGATES, help="how judges combine (default majority)")
+    p.add_argument("--cache", help="verdict cache file (default: <asset cache>/judge-cache.sqlite, shared with eval/judge_corpus.py)")
+    p.add_argument("--no-cache", action="store_true", default=None, help="judge every row, store nothing")
+    p.add_argument("--prompt-only", action="store_true", default=None, help="judge prompts alone")
+    p.add_argument("--no-progress", action="store_false", dest="progress", default=None, help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed ``label`` command."""
+    for name in ("httpx", "httpx2"):  # one INFO line per request (with the URL) is noise beside the progress bar
+        logging.getLogger(name).setLevel(logging.WARNING)
+    flags = {k: getattr(args, k) for k in ("input", "out", "aggregate", "cache", "no_cache", "prompt_only", "progress", "overwrite")}
+    if args.judges:
+        flags["judges"] = [parse_judge_spec(s) for s in args.judges]
+    run_label(load_config(LabelConfig, args.config, flags, args.overrides))
+    return 0
