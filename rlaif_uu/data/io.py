@@ -133,18 +133,14 @@ def _validate(raw: Row, required: Sequence[str], where: str) -> Row:
                 row[field] = ""
             elif not isinstance(value, str):
                 raise UserError(f"{where}: field '{field}' must be a string, got {type(value).__name__}")
-    for field in LABEL_COLUMNS:
-        if field in row:
-            try:
-                row[field] = parse_label(row[field])
-            except ValueError as exc:
-                raise UserError(f"{where}: field '{field}': {exc}") from None
-    for field in SCORE_COLUMNS:
-        if field in row:
-            try:
-                row[field] = parse_score(row[field])
-            except ValueError as exc:
-                raise UserError(f"{where}: field '{field}': {exc}") from None
+    parsers: list[tuple[tuple[str, ...], Callable[[Any], Any]]] = [(LABEL_COLUMNS, parse_label), (SCORE_COLUMNS, parse_score)]
+    for fields, parse in parsers:
+        for field in fields:
+            if field in row:
+                try:
+                    row[field] = parse(row[field])
+                except ValueError as exc:
+                    raise UserError(f"{where}: field '{field}': {exc}") from None
     for field in required:
         value = row.get(field)
         if value is None or (field == "prompt" and value.strip() == ""):
