@@ -23,7 +23,6 @@ final iteration.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -144,7 +143,6 @@ def refine(
     judge_scores: np.ndarray | None = None,
     holdout: np.ndarray | None = None,
     exclude_gold: bool = True,
-    on_iteration: Callable[[IterationRecord], None] | None = None,
 ) -> RefineResult:
     """Refine judge labels with iterative (robust) UU learning.
 
@@ -165,7 +163,6 @@ def refine(
         holdout: rows never trained on (still relabelled), e.g. a benchmark's test split.
         exclude_gold: keep gold rows out of training so gold accuracy is out-of-sample
             (only an oracle benchmark whose gold covers the training rows turns it off).
-        on_iteration: called with each new record (progress reporting).
 
     Raises:
         UserError: one pseudo class is empty, or θp − θn is too small at iteration 0.
@@ -210,8 +207,6 @@ def refine(
             best_model = (t, res.model)
         if select_iteration(history, margin_se) == t:
             rule_model = (t, res.model)
-        if on_iteration is not None:
-            on_iteration(rec)
         if new.min() == new.max():
             stop = rec.note = f"iteration {t} put every row in one class; stopped"
             break
