@@ -359,3 +359,16 @@ def test_embedding_judge_ranks_harmful_above_refusal() -> None:
     assert np.isfinite(v[2].score)
     with pytest.raises(UserError, match="unknown"):
         EmbeddingJudge(text="both")
+
+
+def test_every_builtin_template_renders_with_its_fields() -> None:
+    from rlaif_uu.judge.templates import TEMPLATES, check_template, render
+
+    assert "guard-categories" in TEMPLATES
+    for name, template in TEMPLATES.items():
+        check_template(template, judge_responses=template.uses_response)
+        text = " ".join(m["content"] for m in render(template, "PROMPT-X", "RESPONSE-Y"))
+        if "{prompt}" in template.user:
+            assert "PROMPT-X" in text, name
+        if template.uses_response:
+            assert "RESPONSE-Y" in text, name
