@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,6 @@ class FrozenEncoder:
         self.max_length, self.embed_batch_size = max_length, embed_batch_size
         self.standardize, self.segments = standardize, segments
         self.embeddings: torch.Tensor | None = None
-        self.embed_seconds = 0.0
 
     def _cache_file(self, texts: list[str]) -> Path:
         h = hashlib.sha256(f"{self.model_name}\x00{self.max_length}".encode())
@@ -141,13 +139,11 @@ class FrozenEncoder:
         concatenated, so a refusal and a compliance to the same request stay far apart
         (one mean-pooled vector of the whole exchange is dominated by the request's topic).
         """
-        t0 = time.perf_counter()
         if self.segments:
             parts = list(zip(*(split_classifier_text(t) for t in texts)))
             emb = np.concatenate([self._cached_embed(list(p)) for p in parts], axis=1)
         else:
             emb = self._cached_embed(texts)
-        self.embed_seconds = time.perf_counter() - t0
         self.embeddings = torch.from_numpy(emb)
 
     def new_model(self, seed: int) -> torch.nn.Module:
@@ -288,11 +284,4 @@ class CausalLM(_TransformerClassifier):
 BACKBONES = {"frozen": FrozenEncoder, "encoder": FineTunedEncoder, "causal": CausalLM}
 
 
-def describe(backbone: Any) -> dict[str, Any]:
-    """A JSON-able description of a backbone's settings for history.json."""
-    return {k: v for k, v in vars(backbone).items() if isinstance(v, (int, float, str, bool)) and k != "texts"} | {
-        "name": backbone.name
-    }
-
-
-__all__ = ["BACKBONES", "CausalLM", "FineTunedEncoder", "FrozenEncoder", "default_device", "describe"]
+__all__ = ["BACKBONES", "CausalLM", "FineTunedEncoder", "FrozenEncoder", "default_device"]
