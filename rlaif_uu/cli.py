@@ -13,6 +13,7 @@ from rlaif_uu.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every verb registered."""
     from rlaif_uu import assets
+    from rlaif_uu.evaluation import cli as eval_cli
     from rlaif_uu.judge import cli as label_cli
     from rlaif_uu.refine import cli as refine_cli
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     label_cli.add_parser(sub)
     refine_cli.add_parser(sub)
+    eval_cli.add_parser(sub)
     assets.add_assets_parser(sub).set_defaults(func=assets.run_assets)
     return parser
 
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["refine", "sample-gold"]:
         argv = argv[1:]
+    if argv[:2] == ["eval", "compare"]:
+        argv = ["eval-compare", *argv[2:]]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,0 +1,201 @@
+"""``compare_reports``: two eval reports side by side, with CIs and the change per metric.
+
+For every (suite, metric, scorer) both reports have, the table shows both estimates with
+their 95% intervals, the change ``after - before``, whether it is an improvement given the
+metric's direction, and a flag when the two intervals overlap (the change is then not
+distinguishable from noise by this criterion). When both folders hold the per-prompt
+rows of the same prompts, the change also gets a paired percentile-bootstrap 95% interval
+over the per-prompt differences (same B and seed as the reports).
+
+Reports made with different suite versions are refused (``allow_version_mismatch=True``
+compares anyway, with a loud warning naming the suites); different prompt sets (e.g. one
+run with ``--limit``) or generation settings are warned about in the output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rlaif_uu.data.io import atomic_path, write_json  # noqa: E402
+from rlaif_uu.errors import UserError  # noqa: E402
+from rlaif_uu.evaluation.metrics import CATALOGUE, bootstrap_mean, ci_overlap  # noqa: E402
+from rlaif_uu.evaluation.report import fmt, metric_rows  # noqa: E402
+
+log = logging.getLogger(__name__)
+SETTINGS = ("backend", "temperature", "top_p", "max_new_tokens", "seed", "system_prompt")
+
+
+def load_report(folder: str | Path) -> dict[str, Any]:
+    """``report.json`` of an eval folder.
+
+    Raises:
+        UserError: no such folder, no report.json, or not an eval report.
+    """
+    path = Path(folder) / "report.json"
+    if not path.is_file():
+        raise UserError(f"{folder}: not an eval report folder (no report.json); pass folders written by `rlaif-uu eval`")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(report, dict) or not str(report.get("schema", "")).startswith("rlaif_uu.eval/"):
+        raise UserError(f"{path}: not an rlaif-uu eval report (no 'schema: rlaif_uu.eval/...')")
+    return report
+
+
+def _rows(folder: Path, suite: str) -> dict[str, dict[str, Any]]:
+    path = folder / "rows" / f"{suite}.jsonl"
+    if not path.is_file():
+        return {}
+    return {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r}
+
+
+def _paired_change(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], column: str, boot: dict[str, Any]) -> dict[str, Any] | None:
+    ids = [i for i in a if i in b and column in a[i] and column in b[i]]
+    if not ids:
+        return None
+    diffs = np.array([float(b[i][column]) - float(a[i][column]) for i in ids])
+    return bootstrap_mean(diffs, int(boot["B"]), int(boot["seed"])).to_dict()
+
+
+def compare(before: dict[str, Any], after: dict[str, Any], before_dir: Path | None = None, after_dir: Path | None = None,
+            allow_version_mismatch: bool = False) -> dict[str, Any]:
+    """The comparison as a dict (``rows``, ``warnings``, ``only_before``, ``only_after``).
+
+    Raises:
+        UserError: a suite with different versions (unless ``allow_version_mismatch``), or no suite in common.
+    """
+    sa, sb = before["suites"], after["suites"]
+    common = [s for s in sa if s in sb]
+    if not common:
+        raise UserError(f"the reports share no suite (before: {', '.join(sa)}; after: {', '.join(sb)})")
+    warnings: list[str] = []
+    mismatched = [f"{s} (before v{sa[s]['version']}, after v{sb[s]['version']})" for s in common if sa[s]["version"] != sb[s]["version"]]
+    if mismatched and not allow_version_mismatch:
+        raise UserError("suite versions differ: " + "; ".join(mismatched) + ". Rerun both with the same suite files, or pass "
+                        "--allow-version-mismatch to compare anyway")
+    if mismatched:
+        warnings.append("SUITE VERSIONS DIFFER, the numbers are not comparable: " + "; ".join(mismatched))
+    for s in common:
+        if sa[s]["prompt_fingerprint"] != sb[s]["prompt_fingerprint"]:
+            warnings.append(f"{s}: different prompt sets (before n={sa[s]['n_prompts']}, after n={sb[s]['n_prompts']}; "
+                            "e.g. another --limit); the change mixes prompt and model differences")
+    diff = [f"{k} {before['generation'].get(k)} -> {after['generation'].get(k)}" for k in SETTINGS
+            if before["generation"].get(k) != after["generation"].get(k)]
+    if diff:
+        warnings.append("generation settings differ: " + ", ".join(diff))
+    after_index = {(s, m, sc): (est, hib) for s, m, sc, est, hib in metric_rows(after)}
+    rows = []
+    for suite, metric, scorer, est_a, hib in metric_rows(before):
+        if suite not in common or (suite, metric, scorer) not in after_index:
+            continue
+        est_b = after_index[(suite, metric, scorer)][0]
+        if not est_a.get("n") or not est_b.get("n"):
+            continue
+        change = est_b["value"] - est_a["value"]
+        paired = None
+        if before_dir is not None and after_dir is not None and metric in CATALOGUE:
+            column = f"{scorer}.{CATALOGUE[metric].field}"
+            paired = _paired_change(_rows(before_dir, suite), _rows(after_dir, suite), column, after["bootstrap"])
+        rows.append({"suite": suite, "metric": metric, "scorer": scorer, "higher_is_better": hib, "before": est_a, "after": est_b,
+                     "change": round(change, 6), "improved": bool(change > 0) == hib if change != 0 else None,
+                     "cis_overlap": ci_overlap(est_a, est_b), "paired_change": paired})
+    return {"before": {"model": before["model"]["name"], "created": before.get("created")},
+            "after": {"model": after["model"]["name"], "created": after.get("created")},
+            "warnings": warnings, "rows": rows,
+            "only_before": [s for s in sa if s not in sb], "only_after": [s for s in sb if s not in sa]}
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """The comparison as a markdown table."""
+    lines = [f"# Safety comparison: {result['before']['model']} (before) vs {result['after']['model']} (after)", ""]
+    lines += [f"> **WARNING: {w}**" for w in result["warnings"]] + ([""] if result["warnings"] else [])
+    lines += ["| suite | metric | scorer | before [95% CI] | after [95% CI] | change [paired 95% CI] | verdict |",
+              "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        p = r["paired_change"]
+        change = f"{r['change']:+.3f}" + (f" [{p['low']:+.3f}, {p['high']:+.3f}]" if p else "")
+        verdict = "no change" if r["improved"] is None else ("better" if r["improved"] else "worse")
+        if r["cis_overlap"]:
+            verdict += " (CIs overlap)"
+        lines.append(f"| {r['suite']} | {r['metric']} ({'↑' if r['higher_is_better'] else '↓'}) | {r['scorer']} | "
+                     f"{fmt(r['before'])} | {fmt(r['after'])} | {change} | {verdict} |")
+    for side in ("only_before", "only_after"):
+        if result[side]:
+            lines.append(f"\nSuites only {side.split('_')[1]}: {', '.join(result[side])}")
+    lines += ["", "↑/↓: higher/lower is better. \"CIs overlap\": the two 95% intervals overlap, so the change is not "
+              "clearly distinguishable from sampling noise.", ""]
+    return "\n".join(lines)
+
+
+def plot_comparison(result: dict[str, Any], path: str | Path) -> None:
+    """Paired horizontal bars (before/after) with CI whiskers and the change written beside them."""
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=(10, 1.0 + 0.55 * max(1, len(rows))))
+    for k, (side, color) in enumerate((("before", "tab:gray"), ("after", "tab:blue"))):
+        ys = [i + (k - 0.5) * 0.38 for i in range(len(rows))]
+        xs = [r[side]["value"] for r in rows]
+        err = [[max(0.0, r[side]["value"] - r[side]["low"]) for r in rows], [max(0.0, r[side]["high"] - r[side]["value"]) for r in rows]]
+        ax.barh(ys, xs, height=0.38, xerr=err, capsize=2, color=color, label=f"{side}: {result[side]['model']}")
+    for i, r in enumerate(rows):
+        mark = "" if r["improved"] is None else ("better" if r["improved"] else "worse")
+        ax.text(1.01, i, f"{r['change']:+.3f} {mark}{' (overlap)' if r['cis_overlap'] else ''}", va="center", fontsize=7,
+                transform=ax.get_yaxis_transform())
+    ax.set_yticks(range(len(rows)), [f"{r['suite']} · {r['metric']} · {r['scorer']}" for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1.0), xlabel="value with 95% bootstrap CI")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    if result["warnings"]:
+        ax.set_title("WARNING: " + result["warnings"][0][:110], fontsize=8, color="tab:red")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def compare_reports(before: str | Path, after: str | Path, out: str | Path | None = None, *,
+                    allow_version_mismatch: bool = False, overwrite: bool = False) -> Path:
+    """Write ``compare.json``, ``compare.md`` and ``compare.png``; returns the output folder.
+
+    Args:
+        before: report folder of the model before.
+        after: report folder of the model after.
+        out: output folder (default: ``<after's parent>/compare_<before>_vs_<after>``).
+        allow_version_mismatch: compare suites of different versions, with a loud warning.
+        overwrite: replace an existing non-empty ``out``.
+
+    Raises:
+        UserError: a folder that is not a report, different suite versions, no common suite, or an existing ``out``.
+    """
+    before, after = Path(before), Path(after)
+    result = compare(load_report(before), load_report(after), before, after, allow_version_mismatch)
+    target = Path(out) if out else after.parent / f"compare_{before.name}_vs_{after.name}"
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise UserError(f"{target}: exists and is not empty; pass --overwrite or choose another --out")
+    for w in result["warnings"]:
+        log.warning("WARNING: %s", w)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write_json(tmp / "compare.json", result)
+        (tmp / "compare.md").write_text(render_markdown(result), encoding="utf-8")
+        plot_comparison(result, tmp / "compare.png")
+        tmp.chmod(0o755)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,97 @@
+"""``report.md`` and ``report.png`` from the ``report.json`` dict of :func:`rlaif_uu.evaluation.runner.run_eval`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from rlaif_uu.data.io import atomic_path  # noqa: E402
+
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+
+
+def fmt(est: dict[str, Any] | None) -> str:
+    """``0.412 [0.35, 0.47]`` (``-`` when missing or empty)."""
+    if not est or est.get("n", 0) == 0:
+        return "-"
+    return f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]"
+
+
+def metric_rows(report: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any], bool]]:
+    """``(suite, metric, scorer, estimate, higher_is_better)`` for every reported value, in report order."""
+    out = []
+    for suite, s in report["suites"].items():
+        for metric, m in s["metrics"].items():
+            for scorer, est in m["by_scorer"].items():
+                out.append((suite, metric, scorer, est, m["higher_is_better"]))
+    return out
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The human-readable report: settings, one table of metrics with CIs, scorer agreement."""
+    g, b = report["generation"], report["bootstrap"]
+    lines = [
+        f"# Safety evaluation: {report['model']['name']}",
+        "",
+        f"- model identity: `{report['model']['identity']}`",
+        f"- generation: backend {g['backend']}, temperature {g['temperature']}, top_p {g['top_p']}, "
+        f"max_new_tokens {g['max_new_tokens']}, seed {g['seed']}, batch {g['batch_size']}"
+        + (f", system prompt {g['system_prompt']!r}" if g.get("system_prompt") else ""),
+        f"- scorers: " + ", ".join(f"{n} (`{s['id']}`)" for n, s in report["scorers"].items()),
+        f"- intervals: {b['method']} bootstrap, {int(b['level'] * 100)}%, B = {b['B']}, seed {b['seed']}",
+        "- prompts per suite: " + ("all" if report["limit"] is None
+                                   else f"a seeded subset of at most {report['limit']} (seed {report['limit_seed']})"),
+        f"- wall time: {report['wall_seconds']:.0f} s" + (f"; command: `{report['command']}`" if report.get("command") else ""),
+        "",
+        "| suite (version, n) | metric | scorer | value [95% CI] | better |",
+        "|---|---|---|---|---|",
+    ]
+    for suite, metric, scorer, est, hib in metric_rows(report):
+        s = report["suites"][suite]
+        lines.append(f"| {suite} (v{s['version']}, {s['n_prompts']}) | {metric} | {scorer} | {fmt(est)} | {'higher' if hib else 'lower'} |")
+    pairs = [(suite, pair, a) for suite, s in report["suites"].items() for pair, a in s["agreement"].items()]
+    if pairs:
+        lines += ["", "Agreement between scorers on the per-prompt unsafe label (Cohen's κ; `-` = undefined, "
+                  "one label only):", "", "| suite | scorers | κ | raw agreement | n |", "|---|---|---|---|---|"]
+        for suite, pair, a in pairs:
+            kappa = "-" if a["kappa"] is None else f"{a['kappa']:.3f}"
+            agree = "-" if a["agreement"] is None else f"{a['agreement']:.3f}"
+            lines.append(f"| {suite} | {pair.replace('|', ' vs ')} | {kappa} | {agree} | {a['n']} |")
+    lines += ["", "Per-suite generation: " + "; ".join(
+        f"{n}: {s['generation']['generated']} generated, {s['generation']['cached']} cached, {s['generation']['seconds']:.0f} s"
+        for n, s in report["suites"].items()), ""]
+    return "\n".join(lines)
+
+
+def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Horizontal bars (one per scorer) for every suite/metric with 95% CI whiskers."""
+    rows = [r for r in metric_rows(report) if r[3].get("n", 0) > 0]
+    groups = list(dict.fromkeys((r[0], r[1]) for r in rows))
+    scorers = list(dict.fromkeys(r[2] for r in rows))
+    height = 0.8 / max(1, len(scorers))
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * max(1, len(groups)) * max(1, len(scorers)) ** 0.5))
+    for j, scorer in enumerate(scorers):
+        ys, xs, err = [], [], [[], []]
+        for suite, metric, sc, est, _ in rows:
+            if sc != scorer:
+                continue
+            ys.append(groups.index((suite, metric)) + (j - (len(scorers) - 1) / 2) * height)
+            xs.append(est["value"])
+            err[0].append(max(0.0, est["value"] - est["low"]))
+            err[1].append(max(0.0, est["high"] - est["value"]))
+        ax.barh(ys, xs, height=height, xerr=err, capsize=2, color=COLORS[j % len(COLORS)], label=scorer)
+    ax.set_yticks(range(len(groups)), [f"{s} · {m}" for s, m in groups], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1.0), xlabel="rate / mean P(safe), 95% bootstrap CI")
+    ax.set_title(f"{report['model']['name']}: safety metrics", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,216 @@
+"""``run_eval``: generate completions for every suite (cached), score them, write the report folder.
+
+Output folder (written to a temp folder beside it and renamed at the end, so an error
+leaves nothing partial)::
+
+    report.json   settings, per-suite metrics with 95% bootstrap CIs, scorer agreement (κ)
+    report.md     the same as tables
+    report.png    bars with CI whiskers
+    config.yaml   the resolved EvalConfig
+    rows/<suite>.jsonl  per prompt: id, category, prompt, completion and every scorer's columns
+
+Completions live in an SQLite cache (default ``<asset cache>/eval-generations.sqlite``),
+so rescoring with another judge or reward model never regenerates, and a killed run
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import MISSING
+
+from rlaif_uu import __version__
+from rlaif_uu.config import to_yaml
+from rlaif_uu.data.io import write_json, write_records
+from rlaif_uu.errors import UserError
+from rlaif_uu.evaluation.cache import GenerationCache, generate_cached
+from rlaif_uu.evaluation.generation import GenerationConfig, Generator, build_generator, model_identity, settings_key
+from rlaif_uu.evaluation.metrics import B_DEFAULT, CATALOGUE, agreement, bootstrap_mean
+from rlaif_uu.evaluation.report import plot_report, render_markdown
+from rlaif_uu.evaluation.scorers import RefusalScorer, Scores
+from rlaif_uu.evaluation.suites import Suite, load_prompts, prompt_fingerprint, resolve_suites
+from rlaif_uu.judge.cli import JudgeConfig
+
+log = logging.getLogger(__name__)
+REPORT_SCHEMA = "rlaif_uu.eval/1"
+
+
+@dataclass
+class EvalConfig:
+    """``rlaif-uu eval`` settings (dataclass defaults < YAML < flags < dotted overrides)."""
+
+    model: str = MISSING  # asset alias, local folder, hub id, LoRA adapter folder, or served model name (openai)
+    out: str = MISSING  # report folder
+    suites: list[str] = field(default_factory=lambda: ["all"])  # built-in names, aliases, YAML paths, or all
+    limit: int | None = None  # a fixed seeded subset of this many prompts per suite
+    limit_seed: int = 0
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    judges: list[JudgeConfig] = field(default_factory=list)  # LLM/cheap judges scoring the completions
+    reward: str | None = None  # exported reward model folder
+    bootstrap: int = B_DEFAULT  # bootstrap resamples per interval
+    bootstrap_seed: int = 0
+    cache: str | None = None  # generation cache (default: <asset cache>/eval-generations.sqlite)
+    judge_cache: str | None = None  # verdict cache (default: <asset cache>/judge-cache.sqlite)
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    overwrite: bool = False
+    progress: bool = True
+
+
+def _scorers(cfg: EvalConfig) -> tuple[dict[str, Any], Any]:
+    """Scorers by name (refusal, each judge, reward) and the verdict cache to close afterwards."""
+    from rlaif_uu.assets import cache_dir
+    from rlaif_uu.judge.cache import VerdictCache
+    from rlaif_uu.judge.cli import build_judge, judge_names
+    from rlaif_uu.evaluation.scorers import JudgeScorer, RewardScorer
+
+    scorers: dict[str, Any] = {}
+    reward = RewardScorer(cfg.reward) if cfg.reward else None  # fail fast on a bad folder, before generating
+    scorers["refusal"] = RefusalScorer()
+    vcache = None
+    if cfg.judges:
+        vcache = VerdictCache(cfg.judge_cache or cache_dir() / "judge-cache.sqlite")
+        for name, jc in zip(judge_names(cfg.judges), cfg.judges):
+            default_batch = max(32, 4 * jc.concurrency) if jc.kind == "openai" else (256 if jc.kind == "rules" else 8)
+            scorers[f"judge:{name}"] = JudgeScorer(build_judge(jc, judge_responses=True), vcache, jc.batch_size or default_batch)
+    if reward is not None:
+        scorers["reward"] = reward
+    return scorers, vcache
+
+
+def _suite_metrics(suite: Suite, scores: dict[str, Scores], cfg: EvalConfig) -> dict[str, Any]:
+    """Every metric of the suite for every scorer that provides its per-row field."""
+    out: dict[str, Any] = {}
+    for m in suite.metrics:
+        spec = CATALOGUE[m.name]
+        by: dict[str, Any] = {}
+        for name, sc in scores.items():
+            values = getattr(sc, spec.field)
+            if values is not None and not np.isnan(values).all():
+                by[name] = bootstrap_mean(values, cfg.bootstrap, cfg.bootstrap_seed).to_dict()
+        out[m.name] = {"higher_is_better": m.higher_is_better, "description": spec.description, "by_scorer": by}
+    return out
+
+
+def _row_columns(name: str, sc: Scores, i: int) -> dict[str, Any]:
+    cols: dict[str, Any] = {}
+    for fld in ("unsafe", "refused", "safety"):
+        values = getattr(sc, fld)
+        if values is not None and not np.isnan(values[i]):
+            cols[f"{name}.{fld}"] = round(float(values[i]), 6) if fld == "safety" else int(values[i])
+    return cols
+
+
+class _LazyGenerator:
+    """Builds the backend on first call and keeps it for every suite."""
+
+    def __init__(self, model: str, gen: GenerationConfig) -> None:
+        self.model, self.gen = model, gen
+        self.loaded: Generator | None = None
+
+    def __call__(self) -> Generator:
+        if self.loaded is None:
+            log.info("loading %s (%s backend)", self.model, self.gen.backend)
+            self.loaded = build_generator(self.model, self.gen)
+        return self.loaded
+
+    def close(self) -> None:
+        if self.loaded is not None and hasattr(self.loaded, "close"):
+            self.loaded.close()
+
+
+def run_eval(cfg: EvalConfig, command: str | None = None) -> Path:
+    """Evaluate ``cfg.model`` on ``cfg.suites``; returns the report folder.
+
+    Args:
+        cfg: the settings.
+        command: the command line to record in the report (the CLI passes it).
+
+    Raises:
+        UserError: unknown suite, invalid suite file, bad prompt file, missing dataset package,
+            a reward folder that is not a reward model, an existing ``out`` without ``overwrite``,
+            or backend errors. Nothing is written to ``out`` then.
+    """
+    start = time.monotonic()
+    out = Path(cfg.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
+        raise UserError(f"{out}: exists and is not empty; pass --overwrite or choose another --out")
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    suites = resolve_suites(cfg.suites)
+    prompts = {s.name: load_prompts(s, cfg.limit, cfg.limit_seed) for s in suites}  # bad prompt files fail before any work
+    identity = model_identity(cfg.model, cfg.generation)
+    key = settings_key(identity, cfg.generation)
+    scorers, vcache = _scorers(cfg)
+    from rlaif_uu.assets import cache_dir
+
+    gcache = GenerationCache(cfg.cache or cache_dir() / "eval-generations.sqlite")
+    gcache.register(key, {"model": identity, **asdict(cfg.generation)})
+    lazy = _LazyGenerator(cfg.model, cfg.generation)
+    report_suites: dict[str, Any] = {}
+    rows_by_suite: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for suite in suites:
+            rows = prompts[suite.name]
+            texts = [r["prompt"] for r in rows]
+            gen = generate_cached(lazy, texts, gcache, key, cfg.generation.batch_size, cfg.progress, f"generate {suite.name}")
+            scores = {n: sc(texts, gen.completions, suite.kind, cfg.progress) for n, sc in scorers.items() if sc.kind in suite.scorers}
+            labels = {n: sc.unsafe for n, sc in scores.items() if not np.isnan(sc.unsafe).all()}
+            report_suites[suite.name] = {
+                "version": suite.version, "kind": suite.kind, "description": suite.description, "file": suite.file,
+                "n_prompts": len(rows), "prompt_fingerprint": prompt_fingerprint(rows),
+                "generation": {"cached": gen.n_cached, "generated": gen.n_generated, "seconds": round(gen.seconds, 2)},
+                "metrics": _suite_metrics(suite, scores, cfg), "agreement": agreement(labels),
+                "scorers": {n: sc.info for n, sc in scores.items()},
+            }
+            rows_by_suite[suite.name] = [
+                {"id": r["id"], "category": r["category"], "prompt": r["prompt"], "completion": c}
+                | {k: v for n, sc in scores.items() for k, v in _row_columns(n, sc, i).items()}
+                for i, (r, c) in enumerate(zip(rows, gen.completions))
+            ]
+    finally:
+        lazy.close()
+        gcache.close()
+        if vcache is not None:
+            vcache.close()
+    report = {
+        "schema": REPORT_SCHEMA, "rlaif_uu_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"name": cfg.model, "identity": identity},
+        "generation": {**asdict(cfg.generation), "settings_key": key},
+        "scorers": {n: {"kind": sc.kind, "id": sc.scorer_id} for n, sc in scorers.items()},
+        "bootstrap": {"method": "percentile", "B": cfg.bootstrap, "seed": cfg.bootstrap_seed, "level": 0.95},
+        "limit": cfg.limit, "limit_seed": cfg.limit_seed, "suites": report_suites,
+        "wall_seconds": round(time.monotonic() - start, 1), "command": command,
+    }
+    _write(out, report, rows_by_suite, cfg)
+    return out
+
+
+def _write(out: Path, report: dict[str, Any], rows: dict[str, list[dict[str, Any]]], cfg: EvalConfig) -> None:
+    """Write everything into a temp folder beside ``out``, then swap it in."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write_json(tmp / "report.json", report)
+        (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
+        plot_report(report, tmp / "report.png")
+        (tmp / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+        for name, suite_rows in rows.items():
+            write_records(tmp / "rows" / f"{name}.jsonl", suite_rows)
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
