@@ -158,3 +158,20 @@ def test_smollm2_cli_three_prompts_per_suite(tmp_path: Path, capsys: pytest.Capt
     rows = [json.loads(x) for x in (out / "rows" / "strongreject.jsonl").read_text().splitlines()]
     assert all(r["completion"].strip() for r in rows)
     assert "| strongreject (v1, 3) | harmful_compliance_rate | refusal |" in (out / "report.md").read_text()
+
+
+def test_lora_adapter_folder_as_model(tiny_model: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    adapter = tmp_path / "adapter"
+    peft_model = get_peft_model(LlamaForCausalLM.from_pretrained(tiny_model), LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    peft_model.save_pretrained(adapter)  # B = 0 at init: the merged model equals the base model
+    runs = {}
+    for name, model in (("base", tiny_model), ("lora", adapter)):
+        cfg = EvalConfig(model=str(model), out=str(tmp_path / name), suites=[str(_suite(tmp_path))], limit=3, progress=False,
+                         generation=GenerationConfig(max_new_tokens=5, batch_size=3), cache=str(tmp_path / "gen.sqlite"))
+        runs[name] = run_eval(cfg)
+    lora = json.loads((runs["lora"] / "report.json").read_text())
+    assert "+lora:" in lora["model"]["identity"] and lora["suites"]["mine"]["generation"]["generated"] == 3
+    assert (runs["lora"] / "rows" / "mine.jsonl").read_text() == (runs["base"] / "rows" / "mine.jsonl").read_text()
