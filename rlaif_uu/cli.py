@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rlaif_uu.evaluation import cli as eval_cli
     from rlaif_uu.judge import cli as label_cli
     from rlaif_uu.refine import cli as refine_cli
+    from rlaif_uu.reward import cli as reward_cli
 
     parser = argparse.ArgumentParser(
         prog="rlaif-uu",
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     label_cli.add_parser(sub)
     refine_cli.add_parser(sub)
     eval_cli.add_parser(sub)
+    reward_cli.add_parser(sub)
     assets.add_assets_parser(sub).set_defaults(func=assets.run_assets)
     return parser
 

@@ -1,0 +1,106 @@
+"""Load a refined classifier folder (``rlaif-uu refine`` writes ``OUT/classifier/``) as a text scorer.
+
+The scorer maps classifier texts (:func:`rlaif_uu.data.schema.classifier_text`) to the
+refinement's logit, **higher = more harmful**; the reward export flips the sign.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlaif_uu.errors import UserError
+
+HarmScorer = Callable[[list[str]], np.ndarray]
+
+
+def classifier_dir(path: str | Path) -> Path:
+    """The classifier folder of a refine output folder, or ``path`` itself when it is one.
+
+    Raises:
+        UserError: no ``classifier.json`` in ``path`` or ``path/classifier``.
+    """
+    path = Path(path)
+    for cand in (path, path / "classifier"):
+        if (cand / "classifier.json").is_file():
+            return cand
+    if (path / "history.json").is_file():
+        raise UserError(f"{path}: this refine run saved no classifier (no iteration was trained); "
+                        "rerun `rlaif-uu refine` with at least one iteration")
+    raise UserError(f"{path}: not a refined classifier (no classifier.json here or in {path / 'classifier'}); "
+                    "pass the --out folder of `rlaif-uu refine`")
+
+
+def classifier_info(path: str | Path) -> dict[str, Any]:
+    """The ``classifier.json`` description of a refined classifier folder."""
+    return json.loads((classifier_dir(path) / "classifier.json").read_text())
+
+
+def load_sequence_classifier(path: Path, info: dict[str, Any], dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """A one-logit ``AutoModelForSequenceClassification`` (LoRA merged) and its tokenizer from a saved folder.
+
+    A QLoRA classifier is rebuilt on the full-precision base and the adapter merged in.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if (path / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        ref = resolve_model(info["base_model"])
+        base = AutoModelForSequenceClassification.from_pretrained(
+            ref.path, num_labels=1, dtype=dtype, **from_pretrained_kwargs(ref)
+        )
+        base.config.pad_token_id = tokenizer.pad_token_id
+        model = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
+    if model.config.num_labels != 1:
+        raise UserError(f"{path}: classifier has {model.config.num_labels} labels; refinement classifiers have one")
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer
+
+
+def sequence_logits(model: Any, tokenizer: Any, texts: list[str], batch_size: int = 16, max_length: int = 512,
+                    add_special_tokens: bool = True) -> np.ndarray:
+    """``logits[:, 0]`` of a sequence classifier over ``texts``, batched, right-padded, no gradients."""
+    out: list[np.ndarray] = []
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt", add_special_tokens=add_special_tokens, padding_side="right")
+            out.append(model(**batch.to(device)).logits[:, 0].float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def load_harm_scorer(path: str | Path) -> HarmScorer:
+    """A callable ``texts -> harm logits`` for any refined classifier (frozen head, encoder, causal LM)."""
+    path = classifier_dir(path)
+    info = classifier_info(path)
+    if info.get("backbone") == "frozen":
+        from safetensors.torch import load_file
+
+        from rlaif_uu.refine.backbones import FrozenEncoder
+
+        frozen = FrozenEncoder(model=info["encoder"], head=info["head"], hidden=info.get("hidden", 0) or 256,
+                               max_length=info.get("max_length", 256), segments=info.get("segments", False))
+
+        def frozen_score(texts: list[str]) -> np.ndarray:
+            frozen.prepare(list(texts))
+            head = frozen.new_model(0)
+            head.load_state_dict(load_file(str(path / "head.safetensors")))
+            with torch.no_grad():
+                return head.eval()(frozen.embeddings).float().numpy()
+
+        return frozen_score
+    model, tokenizer = load_sequence_classifier(path, info)
+    max_length = int(info.get("max_length", 512))
+    return lambda texts: sequence_logits(model, tokenizer, list(texts), max_length=max_length)

@@ -1,0 +1,252 @@
+"""Export a refined classifier as a TRL-loadable reward model (one logit, higher = safer).
+
+* Encoder and causal-LM classifiers are stock ``*ForSequenceClassification`` models:
+  LoRA is merged, and the one-output score layer is negated (``w, b -> -w, -b``) so the
+  logit becomes log-odds of *safe*. Exact: the exported logit is minus the refined one.
+* A frozen-encoder head (mean-pooled, L2-normalised embeddings, optionally of the two
+  turns apart) has no stock architecture, so it is **distilled** into one: a
+  ``AutoModelForSequenceClassification`` on the same encoder regresses the teacher's
+  safety logit on the refinement corpus (logit matching, MSE; Ba & Caruana 2014). The
+  held-out fidelity (Pearson r, label agreement) goes into the metadata.
+
+The folder also gets a chat template that renders ``[user, assistant]`` messages into the
+text the classifier was trained on (``User: ...\\nAssistant: ...`` with the tokenizer's
+special tokens written out, because TRL tokenizes with ``add_special_tokens=False``),
+a temperature ``T`` fitted on the gold labels (``P(safe) = sigmoid(logit / T)``), the
+metadata file and a model card.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from scipy.optimize import minimize_scalar
+from tqdm.auto import tqdm
+
+from rlaif_uu import __version__
+from rlaif_uu.data.io import read_records, write_json
+from rlaif_uu.data.schema import classifier_text
+from rlaif_uu.errors import UserError
+from rlaif_uu.reward.classifier import (
+    classifier_dir, classifier_info, load_harm_scorer, load_sequence_classifier, sequence_logits,
+)
+from rlaif_uu.reward.metadata import FORMAT, METADATA_FILE, POLARITY
+
+TEXT_FORMAT = "User: {prompt}\nAssistant: {response}"
+
+
+def reward_chat_template(tokenizer: Any) -> str:
+    """A Jinja chat template reproducing ``tokenizer(classifier_text(p, r))`` when tokenized without special tokens."""
+    probe = "x"
+    with_special = tokenizer(probe)["input_ids"]
+    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    cut = next(i for i in range(len(with_special)) if with_special[i : i + len(plain)] == plain)
+    prefix = "".join(tokenizer.convert_ids_to_tokens(with_special[:cut]))
+    suffix = "".join(tokenizer.convert_ids_to_tokens(with_special[cut + len(plain) :]))
+    return (
+        prefix
+        + "{% set ns = namespace(first=true) %}{% for m in messages %}"
+        "{% if m['role'] == 'assistant' %}{% if m['content'] %}{{ '\\nAssistant: ' + m['content'] }}{% endif %}"
+        "{% elif m['role'] == 'user' %}{{ ('' if ns.first else '\\n') + 'User: ' + m['content'] }}"
+        "{% set ns.first = false %}{% endif %}{% endfor %}"
+        + suffix
+    )
+
+
+def rescale_score_layer(model: torch.nn.Module, scale: float, shift: float = 0.0) -> None:
+    """Make the logit ``scale * logit + shift`` by editing the one-output linear head in place.
+
+    Raises:
+        UserError: the model has no, or more than one, linear layer with one output, or a
+            shift is asked of a head without bias.
+    """
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1]
+    if len(heads) != 1:
+        raise UserError(f"expected exactly one one-output linear head in {type(model).__name__}, found {len(heads)}")
+    head = heads[0]
+    if shift and head.bias is None:
+        raise UserError(f"cannot shift the logit of {type(model).__name__}: its head has no bias")
+    with torch.no_grad():
+        head.weight.mul_(scale)
+        if head.bias is not None:
+            head.bias.mul_(scale).add_(shift)
+
+
+def fit_temperature(logits: np.ndarray, safe: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017): ``T = argmin_T NLL(sigmoid(logit / T), safe)`` over T in [0.05, 20]."""
+    z = torch.as_tensor(logits, dtype=torch.float64)
+    y = torch.as_tensor(safe, dtype=torch.float64)
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.binary_cross_entropy_with_logits(z / math.exp(log_t), y))
+
+    return float(math.exp(minimize_scalar(nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded").x))
+
+
+def distill(texts: list[str], targets: np.ndarray, base_model: str, epochs: int = 3, lr: float = 1e-4,
+            batch_size: int = 16, max_length: int = 256, seed: int = 0) -> tuple[Any, Any, dict[str, float]]:
+    """Fit a stock one-logit sequence classifier on ``base_model`` to the teacher's logits (MSE).
+
+    The student regresses the standardised teacher logit; the head is then rescaled by the
+    teacher's mean and spread, so the exported logit lives on the teacher's scale.
+
+    Returns the student, its tokenizer and the held-out fidelity (10% of rows):
+    Pearson r of the logits and agreement of their signs.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
+
+    ref = resolve_model(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(ref.path, **from_pretrained_kwargs(ref))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(ref.path, num_labels=1, **from_pretrained_kwargs(ref))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(texts))
+    n_val = max(1, len(texts) // 10)
+    val, train = order[:n_val], order[n_val:]
+    clipped = np.clip(targets, -10, 10)
+    mu, sigma = float(clipped[train].mean()), float(clipped[train].std() or 1.0)
+    y = torch.as_tensor((clipped - mu) / sigma, dtype=torch.float32)  # standardised; the head is rescaled after
+    steps = epochs * math.ceil(len(train) / batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = get_linear_schedule_with_warmup(opt, max(1, steps // 10), steps)
+    model.train()
+    with tqdm(total=steps, desc="distil reward", unit="step") as bar:
+        for _ in range(epochs):
+            for batch_rows in np.array_split(rng.permutation(train), math.ceil(len(train) / batch_size)):
+                enc = tokenizer([texts[i] for i in batch_rows], padding=True, truncation=True,
+                                max_length=max_length, return_tensors="pt")
+                loss = torch.nn.functional.mse_loss(model(**enc).logits[:, 0], y[batch_rows])
+                loss.backward()
+                opt.step(), sched.step(), opt.zero_grad()
+                bar.update(1)
+                bar.set_postfix(mse=f"{loss.item():.3f}")
+    model.eval()
+    rescale_score_layer(model, sigma, mu)
+    pred = sequence_logits(model, tokenizer, [texts[i] for i in val], max_length=max_length)
+    truth = targets[val]
+    fidelity = {
+        "held_out_rows": int(n_val),
+        "pearson_r": float(np.corrcoef(pred, truth)[0, 1]) if n_val > 2 and np.std(pred) > 0 else float("nan"),
+        "label_agreement": float(np.mean((pred > 0) == (truth > 0))),
+    }
+    return model, tokenizer, fidelity
+
+
+def _gold(rows: list[dict[str, Any]], gold_file: str | None) -> tuple[list[str], np.ndarray]:
+    """Texts and *safe* indicators of the gold rows: a gold file (its own prompt/response, or ids of
+    corpus rows, as ``rlaif-uu refine --gold`` takes) or else the corpus' ``gold_label`` column."""
+    by_id = {r["id"]: r for r in rows}
+    if gold_file:
+        gold_rows = []
+        for g in read_records(gold_file, required=("gold_label",)):
+            if "prompt" not in g and g["id"] not in by_id:
+                raise UserError(f"{gold_file}: gold id {g['id']!r} has no prompt and is not in the corpus")
+            gold_rows.append(g if "prompt" in g else by_id[g["id"]] | {"gold_label": g["gold_label"]})
+    else:
+        gold_rows = rows
+    labelled = [r for r in gold_rows if r.get("gold_label") is not None]
+    texts = [classifier_text(r["prompt"], r.get("response") or "") for r in labelled]
+    return texts, np.array([1 - int(r["gold_label"]) for r in labelled], dtype=float)
+
+
+def _model_card(meta: dict[str, Any]) -> str:
+    cal = meta["calibration"]
+    cal_line = (f"Temperature {meta['temperature']:.3f} fitted on {cal['n_gold']} gold rows "
+                f"(accuracy at logit 0: {cal['accuracy']:.3f}).") if cal["accuracy"] is not None else "No two-class gold rows: temperature 1."
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+tags: [reward-model, safety, rlaif, rlaif-uu]
+---
+# Safety reward model (rlaif-uu)
+
+One logit, **higher = safer** (log-odds that the response is safe). Exported by
+`rlaif-uu reward export` {__version__} from a `{meta['source']['backbone']}` refined classifier
+on `{meta['base_model']}`{' (distilled into a stock sequence classifier)' if meta['source']['distilled'] else ''}.
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+model = AutoModelForSequenceClassification.from_pretrained(PATH)   # no trust_remote_code
+tok = AutoTokenizer.from_pretrained(PATH)
+text = tok.apply_chat_template([{{"role": "user", "content": p}}, {{"role": "assistant", "content": r}}], tokenize=False)
+safety_logit = model(**tok(text, return_tensors="pt", add_special_tokens=False)).logits[0, 0]
+```
+
+TRL: pass the folder as a reward function (`GRPOTrainer(reward_funcs=PATH, ...)`) with
+conversational prompts; or `rlaif_uu.reward.SafetyReward(PATH)` as a callable.
+Text format: `{TEXT_FORMAT!r}` (the chat template reproduces it).
+{cal_line} Details: `{METADATA_FILE}`.
+"""
+
+
+def export_reward(src: str | Path, out: str | Path, gold: str | None = None, texts: str | None = None,
+                  distill_epochs: int = 3, distill_lr: float = 1e-4, seed: int = 0, overwrite: bool = False) -> Path:
+    """Write the reward folder ``out`` from a refine output (or classifier) folder ``src``; atomic."""
+    src, out = Path(src), Path(out)
+    cdir = classifier_dir(src)
+    info = classifier_info(cdir)
+    run_dir = cdir.parent if cdir.name == "classifier" else cdir
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"{out}: output directory exists and is not empty; pass --overwrite or choose another --out")
+    distilled = info.get("backbone") == "frozen"
+    corpus = Path(texts) if texts else run_dir / "refined.jsonl"
+    rows = read_records(corpus, required=("prompt",)) if corpus.exists() else []
+    if distilled and not rows:
+        raise UserError(f"{corpus}: no corpus to distil the frozen-encoder classifier on; pass --texts FILE (prompt, response)")
+    if gold is None and (run_dir / "config.yaml").is_file():
+        gold = OmegaConf.load(run_dir / "config.yaml").get("gold")  # refine's --gold (absent: the corpus column)
+        gold = gold if gold and Path(gold).exists() else None
+    source: dict[str, Any] = {"classifier": str(cdir.resolve()), "backbone": info.get("backbone"), "distilled": distilled}
+    if distilled:
+        corpus_texts = [classifier_text(r["prompt"], r.get("response") or "") for r in rows]
+        teacher = -load_harm_scorer(cdir)(corpus_texts)
+        base = info["encoder"]
+        model, tokenizer, fidelity = distill(corpus_texts, teacher, base, epochs=distill_epochs, lr=distill_lr,
+                                             max_length=int(info.get("max_length", 256)), seed=seed)
+        source["fidelity"] = fidelity
+    else:
+        base = info.get("base_model", "")
+        model, tokenizer = load_sequence_classifier(cdir, info)
+        rescale_score_layer(model, -1.0)
+    tokenizer.chat_template = reward_chat_template(tokenizer)
+    model.config.id2label, model.config.label2id = {0: "SAFE"}, {"SAFE": 0}
+    gold_texts, gold_safe = _gold(rows, gold)
+    calibration: dict[str, Any] = {"n_gold": len(gold_texts), "accuracy": None}
+    temperature = 1.0
+    if len(gold_texts) and len(set(gold_safe)) == 2:
+        logits = sequence_logits(model, tokenizer, gold_texts)
+        temperature = fit_temperature(logits, gold_safe)
+        calibration["accuracy"] = float(np.mean((logits > 0) == (gold_safe > 0)))
+    history = run_dir / "history.json"
+    meta = {
+        "format": FORMAT, "polarity": POLARITY, "num_labels": 1, "threshold": 0.0, "temperature": temperature,
+        "text_format": TEXT_FORMAT, "base_model": base, "source": source, "calibration": calibration,
+        "refinement": json.loads(history.read_text()) if history.is_file() else None, "created_by": f"rlaif-uu {__version__}",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / METADATA_FILE, meta)
+        (tmp / "README.md").write_text(_model_card(meta))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.replace(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
