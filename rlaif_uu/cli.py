@@ -13,6 +13,7 @@ from rlaif_uu.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every verb registered."""
     from rlaif_uu import assets
+    from rlaif_uu.align import cli as align_cli
     from rlaif_uu.evaluation import cli as eval_cli
     from rlaif_uu.judge import cli as label_cli
     from rlaif_uu.refine import cli as refine_cli
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     refine_cli.add_parser(sub)
     eval_cli.add_parser(sub)
     reward_cli.add_parser(sub)
+    align_cli.add_parser(sub)
     assets.add_assets_parser(sub).set_defaults(func=assets.run_assets)
     return parser
 

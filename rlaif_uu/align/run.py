@@ -1,0 +1,116 @@
+"""``rlaif-uu align``: run the trainer, checkpoint, resume, save the final policy and the reward curve.
+
+Layout of ``OUT``::
+
+    checkpoints/checkpoint-N/   TRL checkpoints (every save_steps; --resume continues from the newest)
+    policy/                     the final policy (LoRA adapter, or merged weights with peft.merge=true)
+    prompts.jsonl               the training prompt mix
+    train_log.json              TRL's log history (reward, KL, loss per step) + settings
+    reward_curve.png            mean reward (and KL) per step
+    config.yaml                 the resolved settings
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rlaif_uu.align.config import AlignConfig
+from rlaif_uu.align.prompts import build_prompts
+from rlaif_uu.config import to_yaml
+from rlaif_uu.data.io import write_json, write_records
+from rlaif_uu.errors import UserError
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def plot_reward_curve(history: list[dict[str, Any]], path: Path) -> None:
+    """Mean reward per step (with its spread) and the KL to the reference policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history if "reward" in h]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if steps:
+        reward = [h["reward"] for h in history if "reward" in h]
+        std = [h.get("reward_std", 0.0) for h in history if "reward" in h]
+        ax.plot(steps, reward, marker="o", label="mean reward")
+        ax.fill_between(steps, [r - s for r, s in zip(reward, std)], [r + s for r, s in zip(reward, std)], alpha=0.2)
+        kl = [(h["step"], h["kl"]) for h in history if "kl" in h]
+        if kl:
+            ax2 = ax.twinx()
+            ax2.plot(*zip(*kl), color="tab:red", linestyle="--", label="KL")
+            ax2.set_ylabel("KL to reference", color="tab:red")
+    ax.set_xlabel("step")
+    ax.set_ylabel("reward")
+    ax.set_title("alignment: reward per step")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_policy(trainer: Any, cfg: AlignConfig, out: Path) -> Path:
+    """Write the final policy to ``out/policy`` atomically (LoRA merged when ``peft.merge``)."""
+    model = trainer.model
+    if cfg.peft.kind != "none" and cfg.peft.merge:
+        if cfg.peft.kind == "qlora":
+            raise UserError("peft.merge=true with qlora would merge into 4-bit weights; save the adapter "
+                            "(peft.merge=false) and merge it into a full-precision base")
+        model = model.merge_and_unload()
+    tmp = Path(tempfile.mkdtemp(prefix=".policy.", dir=out))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        trainer.processing_class.save_pretrained(tmp)
+        final = out / "policy"
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.replace(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out / "policy"
+
+
+def run_align(cfg: AlignConfig) -> Path:
+    """Train the policy against the reward; returns the output folder."""
+    from rlaif_uu.align.trainer import build_trainer, check_config
+
+    out = Path(cfg.out)
+    checkpoints = out / "checkpoints"
+    resume_from = _last_checkpoint(checkpoints) if cfg.resume else None
+    if cfg.resume and resume_from is None:
+        raise UserError(f"{checkpoints}: no checkpoint to resume from; run without --resume")
+    if not cfg.resume and out.exists() and any(out.iterdir()) and not cfg.overwrite:
+        raise UserError(f"{out}: output directory exists and is not empty; pass --resume to continue, "
+                        "--overwrite to start over, or choose another --out")
+    check_config(cfg)
+    if not cfg.resume and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = build_prompts(cfg.prompts)
+    write_records(out / "prompts.jsonl", [{"id": r["id"], "kind": r["kind"], "prompt": r["prompt"][-1]["content"]}
+                                          for r in dataset])
+    (out / "config.yaml").write_text(to_yaml(cfg))
+    trainer = build_trainer(cfg, dataset, str(checkpoints))
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - start
+    policy = save_policy(trainer, cfg, out)
+    history = trainer.state.log_history
+    write_json(out / "train_log.json", {"algorithm": cfg.algorithm, "steps": trainer.state.global_step,
+                                        "resumed_from": resume_from, "seconds": seconds, "log_history": history})
+    plot_reward_curve(history, out / "reward_curve.png")
+    rewards = [h["reward"] for h in history if "reward" in h]
+    trend = f"; mean reward {rewards[0]:.3f} (first step) -> {rewards[-1]:.3f} (last)" if rewards else ""
+    print(f"{cfg.algorithm}: {trainer.state.global_step} steps in {seconds:.0f} s{trend}; policy in {policy}")
+    return out

