@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["eval-compare", *argv[2:]]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # dotted overrides may come before or after the flags (argparse stops a nargs="*" at the first flag)
+        if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*(args.overrides or []), *extra]
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
