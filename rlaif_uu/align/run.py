@@ -61,7 +61,8 @@ def plot_reward_curve(history: list[dict[str, Any]], path: Path) -> None:
 
 def save_policy(trainer: Any, cfg: AlignConfig, out: Path) -> Path:
     """Write the final policy to ``out/policy`` atomically (LoRA merged when ``peft.merge``)."""
-    model = trainer.model
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    model = getattr(model, "policy", model)  # PPO trains a policy + value-model wrapper
     if cfg.peft.kind != "none" and cfg.peft.merge:
         if cfg.peft.kind == "qlora":
             raise UserError("peft.merge=true with qlora would merge into 4-bit weights; save the adapter "
@@ -94,10 +95,10 @@ def run_align(cfg: AlignConfig) -> Path:
         raise UserError(f"{out}: output directory exists and is not empty; pass --resume to continue, "
                         "--overwrite to start over, or choose another --out")
     check_config(cfg)
+    dataset = build_prompts(cfg.prompts)  # every input is checked before OUT is touched
     if not cfg.resume and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset = build_prompts(cfg.prompts)
     write_records(out / "prompts.jsonl", [{"id": r["id"], "kind": r["kind"], "prompt": r["prompt"][-1]["content"]}
                                           for r in dataset])
     (out / "config.yaml").write_text(to_yaml(cfg))
