@@ -208,16 +208,16 @@ def aggregate(scores: np.ndarray, labels: np.ndarray, thresholds: list[float], h
 
 def kappa_table(names: list[str], labels: np.ndarray) -> dict[str, dict[str, float | None]]:
     """Cohen's κ between every pair of judges on the rows both labelled (``None`` when undefined)."""
-    from sklearn.metrics import cohen_kappa_score
-
     table: dict[str, dict[str, float | None]] = {a: {} for a in names}
     for i, a in enumerate(names):
         for j, b in enumerate(names):
             both = (labels[i] >= 0) & (labels[j] >= 0)
             pair = labels[i][both], labels[j][both]
-            if not both.any() or len(set(pair[0].tolist()) | set(pair[1].tolist())) < 2:
+            if i == j or not both.any() or len(set(pair[0].tolist()) | set(pair[1].tolist())) < 2:
                 table[a][b] = 1.0 if both.any() and i == j else None
                 continue
+            from sklearn.metrics import cohen_kappa_score  # here: importing sklearn costs seconds, one judge needs none
+
             table[a][b] = round(float(cohen_kappa_score(*pair)), 4)
     return table
 
