@@ -84,16 +84,16 @@ class GenerationCache:
         with self._db() as conn:
             conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(settings, sort_keys=True)))
 
-    def get_many(self, key: str, prompts: Sequence[str]) -> dict[str, str]:
-        """Cached completions by prompt hash for ``prompts`` under settings ``key``."""
+    def get_many(self, key: str, prompts: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """Cached ``(completion, seconds it took)`` by prompt hash for ``prompts`` under settings ``key``."""
         hashes = list(dict.fromkeys(prompt_key(p) for p in prompts))
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, float]] = {}
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
             rows = self._db().execute(
-                f"SELECT prompt, completion FROM completions WHERE settings=? AND prompt IN ({','.join('?' * len(chunk))})",
+                f"SELECT prompt, completion, seconds FROM completions WHERE settings=? AND prompt IN ({','.join('?' * len(chunk))})",
                 (key, *chunk))
-            found.update(dict(rows.fetchall()))
+            found.update((h, (c, s)) for h, c, s in rows.fetchall())
         return found
 
     def put_many(self, key: str, items: Sequence[tuple[str, str]], seconds: float) -> None:
@@ -112,12 +112,17 @@ class GenerationCache:
 
 @dataclass
 class GenerationRun:
-    """Completions aligned with the prompts, and how many came from the cache."""
+    """Completions aligned with the prompts, how many came from the cache, and timings.
+
+    ``seconds`` is this call's wall time; ``generation_seconds`` the time the backend spent on
+    these prompts when they were generated (this run or an earlier one), from the cache.
+    """
 
     completions: list[str]
     n_cached: int
     n_generated: int
     seconds: float
+    generation_seconds: float
 
 
 def generate_cached(
@@ -158,7 +163,9 @@ def generate_cached(
                 outs = generate(batch)
                 if len(outs) != len(batch):
                     raise RuntimeError(f"generator returned {len(outs)} completions for {len(batch)} prompts")
-                cache.put_many(key, list(zip(batch, outs)), (time.monotonic() - t0) / len(batch))
-                done.update((prompt_key(p), c) for p, c in zip(batch, outs))
+                per_row = (time.monotonic() - t0) / len(batch)
+                cache.put_many(key, list(zip(batch, outs)), per_row)
+                done.update((prompt_key(p), (c, per_row)) for p, c in zip(batch, outs))
                 bar.update(len(batch))
-    return GenerationRun([done[prompt_key(p)] for p in prompts], n_cached, len(todo), time.monotonic() - start)
+    return GenerationRun([done[prompt_key(p)][0] for p in prompts], n_cached, len(todo), time.monotonic() - start,
+                         sum(done[h][1] for h in first))

@@ -62,9 +62,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             kappa = "-" if a["kappa"] is None else f"{a['kappa']:.3f}"
             agree = "-" if a["agreement"] is None else f"{a['agreement']:.3f}"
             lines.append(f"| {suite} | {pair.replace('|', ' vs ')} | {kappa} | {agree} | {a['n']} |")
-    lines += ["", "Per-suite generation: " + "; ".join(
-        f"{n}: {s['generation']['generated']} generated, {s['generation']['cached']} cached, {s['generation']['seconds']:.0f} s"
-        for n, s in report["suites"].items()), ""]
+    lines += ["", "Generation per suite (prompts generated now / taken from the cache; backend time spent generating "
+              "them, whenever that was):", ""]
+    lines += [f"- {n}: {s['generation']['generated']} / {s['generation']['cached']}; "
+              f"{s['generation'].get('generation_seconds', s['generation']['seconds']):.0f} s" for n, s in report["suites"].items()]
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -169,7 +169,8 @@ def run_eval(cfg: EvalConfig, command: str | None = None) -> Path:
             report_suites[suite.name] = {
                 "version": suite.version, "kind": suite.kind, "description": suite.description, "file": suite.file,
                 "n_prompts": len(rows), "prompt_fingerprint": prompt_fingerprint(rows),
-                "generation": {"cached": gen.n_cached, "generated": gen.n_generated, "seconds": round(gen.seconds, 2)},
+                "generation": {"cached": gen.n_cached, "generated": gen.n_generated, "seconds": round(gen.seconds, 2),
+                               "generation_seconds": round(gen.generation_seconds, 1)},
                 "metrics": _suite_metrics(suite, scores, cfg), "agreement": agreement(labels),
                 "scorers": {n: sc.info for n, sc in scores.items()},
             }

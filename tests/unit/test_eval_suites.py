@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,7 @@ def test_generation_cache_resumes_and_never_regenerates(tmp_path: Path) -> None:
         calls.append(list(prompts))
         if len(calls) == 2:
             raise KeyboardInterrupt  # killed during the second batch
+        time.sleep(0.05)
         return [p.upper() for p in prompts]
 
     cache = GenerationCache(tmp_path / "gen.sqlite")
@@ -106,6 +108,8 @@ def test_generation_cache_resumes_and_never_regenerates(tmp_path: Path) -> None:
     assert run.completions == ["AA", "B", "CCCC", "B"] and (run.n_cached, run.n_generated) == (2, 1)
     again = generate_cached(lambda: pytest.fail("must not build the model"), prompts, cache, key, 2, progress=False)  # type: ignore[arg-type,return-value]
     assert again.completions == run.completions and again.n_generated == 0
+    # the backend time of every prompt is remembered: 0.05 s per batch, shared by its rows ("b" is asked twice, timed once)
+    assert again.generation_seconds == pytest.approx(0.1, abs=0.03) and again.seconds < 0.05
     other = settings_key("model-a", GenerationConfig(max_new_tokens=7))
     assert other != key and settings_key("model-b", GenerationConfig()) != key
     assert settings_key("model-a", GenerationConfig(seed=5)) == key  # greedy: the seed does not change the text
