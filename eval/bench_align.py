@@ -145,12 +145,11 @@ def _gold_classifier(run: Path) -> None:
 
 
 def demo(args: argparse.Namespace) -> dict[str, Any]:
-    from rlaif_uu.align.config import PromptSettings
+    from rlaif_uu.align.config import AlignConfig, PromptSettings
     from rlaif_uu.align.prompts import in_holdout, source_prompts
-    from rlaif_uu.reward.export import export_reward
     from rlaif_uu.align.run import run_align
     from rlaif_uu.config import load_config
-    from rlaif_uu.align.config import AlignConfig
+    from rlaif_uu.reward.export import export_reward
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)

@@ -12,8 +12,8 @@ Layout of ``OUT``::
 
 from __future__ import annotations
 
+import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from rlaif_uu.align.config import AlignConfig
 from rlaif_uu.align.prompts import build_prompts
 from rlaif_uu.config import to_yaml
-from rlaif_uu.data.io import write_json, write_records
+from rlaif_uu.data.io import atomic_dir, write_json, write_records
 from rlaif_uu.errors import UserError
 
 
@@ -59,8 +59,17 @@ def plot_reward_curve(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def save_policy(trainer: Any, cfg: AlignConfig, out: Path) -> Path:
-    """Write the final policy to ``out/policy`` atomically (LoRA merged when ``peft.merge``)."""
+def gathered_state_dict(trainer: Any) -> dict[str, Any] | None:
+    """Under DeepSpeed ZeRO-3 each rank holds a shard: gather the full weights (call on every rank)."""
+    zero = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    return trainer.accelerator.get_state_dict(trainer.deepspeed) if zero and zero.zero_stage == 3 else None
+
+
+def save_policy(trainer: Any, cfg: AlignConfig, out: Path, state_dict: dict[str, Any] | None = None) -> Path:
+    """Write the final policy to ``out/policy`` atomically (LoRA merged when ``peft.merge``).
+
+    ``state_dict``: the gathered weights of a ZeRO-3 run (:func:`gathered_state_dict`).
+    """
     model = trainer.accelerator.unwrap_model(trainer.model)
     model = getattr(model, "policy", model)  # PPO trains a policy + value-model wrapper
     if cfg.peft.kind != "none" and cfg.peft.merge:
@@ -68,17 +77,9 @@ def save_policy(trainer: Any, cfg: AlignConfig, out: Path) -> Path:
             raise UserError("peft.merge=true with qlora would merge into 4-bit weights; save the adapter "
                             "(peft.merge=false) and merge it into a full-precision base")
         model = model.merge_and_unload()
-    tmp = Path(tempfile.mkdtemp(prefix=".policy.", dir=out))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
+    with atomic_dir(out / "policy") as tmp:
+        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         trainer.processing_class.save_pretrained(tmp)
-        final = out / "policy"
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.replace(final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out / "policy"
 
 
@@ -91,25 +92,34 @@ def run_align(cfg: AlignConfig) -> Path:
     resume_from = _last_checkpoint(checkpoints) if cfg.resume else None
     if cfg.resume and resume_from is None:
         raise UserError(f"{checkpoints}: no checkpoint to resume from; run without --resume")
-    if not cfg.resume and out.exists() and any(out.iterdir()) and not cfg.overwrite:
+    main = int(os.environ.get("RANK", "0")) == 0  # only rank 0 of a multi-process launch writes OUT
+    if main and not cfg.resume and out.exists() and any(out.iterdir()) and not cfg.overwrite:
         raise UserError(f"{out}: output directory exists and is not empty; pass --resume to continue, "
                         "--overwrite to start over, or choose another --out")
     check_config(cfg)
     dataset = build_prompts(cfg.prompts)  # every input is checked before OUT is touched
-    if not cfg.resume and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_records(out / "prompts.jsonl", [{"id": r["id"], "kind": r["kind"], "prompt": r["prompt"][-1]["content"]}
-                                          for r in dataset])
-    (out / "config.yaml").write_text(to_yaml(cfg))
+    if main:
+        if not cfg.resume and out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_records(out / "prompts.jsonl", [{"id": r["id"], "kind": r["kind"], "prompt": r["prompt"][-1]["content"]}
+                                              for r in dataset])
+        (out / "config.yaml").write_text(to_yaml(cfg))
     trainer = build_trainer(cfg, dataset, str(checkpoints))
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - start
-    policy = save_policy(trainer, cfg, out)
+    state_dict = gathered_state_dict(trainer)
+    if not main:
+        return out
+    policy = save_policy(trainer, cfg, out, state_dict)
     history = trainer.state.log_history
+    acc, zero = trainer.accelerator, getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    launch = {"world_size": acc.num_processes, "distributed_type": acc.distributed_type.value,
+              "zero_stage": zero.zero_stage if zero else None}
     write_json(out / "train_log.json", {"algorithm": cfg.algorithm, "steps": trainer.state.global_step,
-                                        "resumed_from": resume_from, "seconds": seconds, "log_history": history})
+                                        "resumed_from": resume_from, "seconds": seconds, "launch": launch,
+                                        "log_history": history})
     plot_reward_curve(history, out / "reward_curve.png")
     rewards = [h["reward"] for h in history if "reward" in h]
     trend = f"; mean reward {rewards[0]:.3f} (first step) -> {rewards[-1]:.3f} (last)" if rewards else ""

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +30,15 @@ from scipy.optimize import minimize_scalar
 from tqdm.auto import tqdm
 
 from rlaif_uu import __version__
-from rlaif_uu.data.io import read_records, write_json
+from rlaif_uu.data.io import atomic_dir, read_records, write_json
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward.classifier import (
-    classifier_dir, classifier_info, load_harm_scorer, load_sequence_classifier, sequence_logits,
+    classifier_dir,
+    classifier_info,
+    load_harm_scorer,
+    load_sequence_classifier,
+    sequence_logits,
 )
 from rlaif_uu.reward.metadata import FORMAT, METADATA_FILE, POLARITY
 
@@ -101,7 +103,11 @@ def distill(texts: list[str], targets: np.ndarray, base_model: str, epochs: int 
     Returns the student, its tokenizer and the held-out fidelity (10% of rows):
     Pearson r of the logits and agreement of their signs.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
 
     from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
 
@@ -236,17 +242,9 @@ def export_reward(src: str | Path, out: str | Path, gold: str | None = None, tex
         "text_format": TEXT_FORMAT, "base_model": base, "source": source, "calibration": calibration,
         "refinement": json.loads(history.read_text()) if history.is_file() else None, "created_by": f"rlaif-uu {__version__}",
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / METADATA_FILE, meta)
         (tmp / "README.md").write_text(_model_card(meta))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out

@@ -42,7 +42,7 @@ def _args(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
 
 def _cli(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "rlaif_uu", *args], capture_output=True, text=True, env=env, **kw)
+    return subprocess.run([sys.executable, "-m", "rlaif_uu", *args], capture_output=True, text=True, env=env, check=False, **kw)
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -18,7 +18,15 @@ from rlaif_uu.reward import SafetyReward, load_reward_metadata
 from rlaif_uu.reward.classifier import load_harm_scorer
 from rlaif_uu.reward.export import export_reward
 from tests.conftest import make_rows, write_jsonl
-from tests.tiny_models import COMPLY, HARMFUL_PROMPTS, REFUSE, tiny_bert, tiny_llama, toy_pairs, train_classifier
+from tests.tiny_models import (
+    COMPLY,
+    HARMFUL_PROMPTS,
+    REFUSE,
+    tiny_bert,
+    tiny_llama,
+    toy_pairs,
+    train_classifier,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -161,9 +169,9 @@ def test_reward_folder_checks(encoder_reward: tuple[Path, Path], tmp_path: Path)
 def test_cli_export_and_bad_source(encoder_reward: tuple[Path, Path], tmp_path: Path) -> None:
     cls, _ = encoder_reward
     run = [sys.executable, "-m", "rlaif_uu", "reward", "export"]
-    ok = subprocess.run(run + ["--from", str(cls), "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    ok = subprocess.run(run + ["--from", str(cls), "--out", str(tmp_path / "r")], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr
     assert "higher = safer" in ok.stdout and (tmp_path / "r" / "rlaif_uu_reward.json").is_file()
-    bad = subprocess.run(run + ["--from", str(tmp_path), "--out", str(tmp_path / "r2")], capture_output=True, text=True)
+    bad = subprocess.run(run + ["--from", str(tmp_path), "--out", str(tmp_path / "r2")], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a refined classifier" in bad.stderr
     assert not (tmp_path / "r2").exists()
