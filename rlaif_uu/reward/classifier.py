@@ -44,7 +44,8 @@ def classifier_info(path: str | Path) -> dict[str, Any]:
 def load_sequence_classifier(path: Path, info: dict[str, Any], dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """A one-logit ``AutoModelForSequenceClassification`` (LoRA merged) and its tokenizer from a saved folder.
 
-    A QLoRA classifier is rebuilt on the full-precision base and the adapter merged in.
+    A QLoRA classifier's base is loaded in NF4 as in training and dequantized, so the merged
+    weights are the ones the adapter was trained against (not the original full-precision base).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -55,9 +56,15 @@ def load_sequence_classifier(path: Path, info: dict[str, Any], dtype: torch.dtyp
         from peft import PeftModel
 
         ref = resolve_model(info["base_model"])
-        base = AutoModelForSequenceClassification.from_pretrained(
-            ref.path, num_labels=1, dtype=dtype, **from_pretrained_kwargs(ref)
-        )
+        kwargs: dict[str, Any] = {"num_labels": 1, "dtype": dtype, **from_pretrained_kwargs(ref)}
+        if info.get("peft") == "qlora":  # the adapter learned on the NF4 base: rebuild that base exactly, then dequantize
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                               bnb_4bit_compute_dtype=torch.float32)
+        base = AutoModelForSequenceClassification.from_pretrained(ref.path, **kwargs)
+        if info.get("peft") == "qlora":
+            base = base.dequantize(dtype=dtype)
         base.config.pad_token_id = tokenizer.pad_token_id
         model = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
     else:

@@ -175,3 +175,23 @@ def test_cli_export_and_bad_source(encoder_reward: tuple[Path, Path], tmp_path: 
     bad = subprocess.run(run + ["--from", str(tmp_path), "--out", str(tmp_path / "r2")], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a refined classifier" in bad.stderr
     assert not (tmp_path / "r2").exists()
+
+
+def test_qlora_classifier_export_matches_the_4bit_model(tmp_path: Path) -> None:
+    """The adapter is merged into the dequantized NF4 base it was trained on: scores match the 4-bit classifier."""
+    from rlaif_uu.refine.backbones import CausalLM
+    from rlaif_uu.refine.train import predict
+
+    texts, (prompts, responses, labels) = _toy_texts(), toy_pairs()
+    backbone = CausalLM(model=str(tiny_llama(tmp_path / "tiny-llama")), peft="qlora", batch_size=8)
+    backbone.prepare(texts)
+    model = backbone.new_model(0)
+    rows = np.arange(len(texts))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(5):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(**backbone.inputs(rows)), torch.tensor(labels, dtype=torch.float32))
+        loss.backward(), opt.step(), opt.zero_grad()
+    harm = predict(backbone, model, rows)
+    backbone.save(model, str(tmp_path / "classifier"))
+    out = export_reward(tmp_path / "classifier", tmp_path / "reward")
+    np.testing.assert_allclose(SafetyReward(out).logits(prompts, responses), -harm, atol=2e-3)
