@@ -50,8 +50,19 @@ def check_config(cfg: AlignConfig) -> None:
             )
         if cfg.vllm.mode not in ("colocate", "server"):
             raise UserError(f"vllm.mode '{cfg.vllm.mode}' is unknown; use colocate or server")
+    if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
+        if cfg.peft.merge:
+            raise UserError("peft.merge=true under DeepSpeed ZeRO-3: the LoRA weights are sharded; save the adapter "
+                            "(peft.merge=false) and merge it afterwards")
+        if os.environ.get("ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL", "false").lower() != "true":
+            raise UserError("DeepSpeed ZeRO-3 without zero3_save_16bit_model: true cannot save the final policy; "
+                            "set it in the accelerate config (see recipes/accelerate/zero3.yaml)")
     load_reward_metadata(cfg.reward)
     resolve_model(cfg.policy)
+    if cfg.algorithm == "ppo":
+        from rlaif_uu.align.ppo import check_ppo_config
+
+        check_ppo_config(cfg)
 
 
 def _import_callable(spec: str) -> Callable[..., list[float]]:
@@ -131,6 +142,10 @@ def trl_args(cfg: AlignConfig, output_dir: str, weights: list[float]) -> Any:
     )
     if cfg.vllm.server_base_url:
         common["vllm_server_base_url"] = cfg.vllm.server_base_url
+    if under_deepspeed() and not torch.cuda.is_available():
+        # Without a backend, accelerate's PartialState counts 1 process on CPU even after DeepSpeed joined all
+        # ranks, and DeepSpeed's batch check fails ("train_batch_size 4 != 4 * 1 * 2"); gloo gives the real size.
+        common["ddp_backend"] = "gloo"
     common.update(cfg.trainer_kwargs)
     config_class = GRPOConfig if cfg.algorithm == "grpo" else RLOOConfig
     try:
