@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rlaif_uu.align import cli as align_cli
     from rlaif_uu.evaluation import cli as eval_cli
     from rlaif_uu.judge import cli as label_cli
+    from rlaif_uu.pipeline import cli as run_cli
     from rlaif_uu.refine import cli as refine_cli
     from rlaif_uu.reward import cli as reward_cli
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cli.add_parser(sub)
     reward_cli.add_parser(sub)
     align_cli.add_parser(sub)
+    run_cli.add_parser(sub)
     assets.add_assets_parser(sub).set_defaults(func=assets.run_assets)
     return parser
 

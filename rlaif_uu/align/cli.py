@@ -16,7 +16,7 @@ def add_parser(subparsers: Any) -> None:
         help="align a policy against the refined safety reward with TRL (GRPO, RLOO, PPO)",
         description="RL-align a policy against an exported reward (rlaif-uu reward export) on a mix of harmful and "
         "benign prompts. Settings: defaults < --config YAML recipe < flags < dotted overrides, e.g. "
-        "`rlaif-uu align --config recipes/align_cpu.yaml steps=50 peft.kind=lora`. Scale out with "
+        "`rlaif-uu align --config recipes/align/grpo_cpu.yaml steps=50 peft.kind=lora`. Scale out with "
         "`accelerate launch --config_file recipes/accelerate/zero2.yaml -m rlaif_uu align ...`.",
     )
     p.add_argument("--config", help="YAML recipe")

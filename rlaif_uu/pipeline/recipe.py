@@ -1,0 +1,101 @@
+"""An end-to-end recipe: one YAML with a section per stage, each section the stage's own config.
+
+The run wires the stages' inputs and outputs (``label.input``, ``refine.input``/``gold``,
+``reward.source``, ``align.reward``, ``eval.model``, every ``out``) under the run folder;
+values given for those keys in a recipe are replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING
+
+from rlaif_uu.align.config import AlignConfig
+from rlaif_uu.config import to_yaml
+from rlaif_uu.evaluation.runner import EvalConfig
+from rlaif_uu.judge.cli import LabelConfig
+from rlaif_uu.refine.config import RefineConfig
+from rlaif_uu.reward.cli import ExportConfig
+
+STAGES = ("label", "refine", "reward", "eval_before", "align", "eval_after", "compare")
+WIRED = "(set by the run)"
+
+
+@dataclass
+class DataSettings:
+    """The run's inputs: the corpus to label and the gold labels refinement needs."""
+
+    corpus: str = MISSING  # JSONL/CSV/Parquet with prompt, response (and optionally id, gold_label)
+    gold: str | None = None  # gold file (id + gold_label, e.g. from `rlaif-uu refine sample-gold`); None: corpus column
+    gold_note: str = ""  # where the gold labels come from (shown in the report)
+
+
+@dataclass
+class RecipeConfig:
+    """``rlaif-uu run`` settings: the run folder, the data and one section per stage."""
+
+    name: str = "run"
+    out: str = MISSING  # the run folder: one sub-folder per stage + manifest.json + report.md
+    data: DataSettings = field(default_factory=DataSettings)
+    label: LabelConfig = field(default_factory=lambda: LabelConfig(input=WIRED, out=WIRED))
+    refine: RefineConfig = field(default_factory=lambda: RefineConfig(input=WIRED, out=WIRED))
+    reward: ExportConfig = field(default_factory=lambda: ExportConfig(source=WIRED, out=WIRED))
+    align: AlignConfig = field(default_factory=lambda: AlignConfig(reward=WIRED, out=WIRED))
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(model=WIRED, out=WIRED))
+
+
+def stage_dirs(out: Path) -> dict[str, Path]:
+    """Where each stage writes."""
+    return {"label": out / "label", "refine": out / "refine", "reward": out / "reward", "eval_before": out / "eval_before",
+            "align": out / "align", "eval_after": out / "eval_after", "compare": out / "compare"}
+
+
+def wire(cfg: RecipeConfig) -> dict[str, Any]:
+    """Each stage's config with its inputs and outputs set under ``cfg.out`` (stage -> config object)."""
+    d = stage_dirs(Path(cfg.out))
+    labelled = d["label"] / "labelled.jsonl"
+    label = _replace(cfg.label, input=cfg.data.corpus, out=str(labelled), overwrite=True)
+    refine = _replace(cfg.refine, input=str(labelled), gold=cfg.data.gold, out=str(d["refine"]), overwrite=True)
+    reward = _replace(cfg.reward, source=str(d["refine"]), out=str(d["reward"]), overwrite=True)
+    align = _replace(cfg.align, reward=str(d["reward"]), out=str(d["align"]), overwrite=True)
+    before = _replace(cfg.eval, model=cfg.align.policy, reward=str(d["reward"]), out=str(d["eval_before"]), overwrite=True)
+    after = _replace(cfg.eval, model=str(d["align"] / "policy"), reward=str(d["reward"]), out=str(d["eval_after"]),
+                     overwrite=True)
+    compare = {"before": str(d["eval_before"]), "after": str(d["eval_after"]), "out": str(d["compare"])}
+    return {"label": label, "refine": refine, "reward": reward, "eval_before": before, "align": align,
+            "eval_after": after, "compare": compare}
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+DEPENDS = {"label": (), "refine": ("label",), "reward": ("refine",), "eval_before": ("reward",), "align": ("reward",),
+           "eval_after": ("align",), "compare": ("eval_before", "eval_after")}
+
+
+def _file_digest(path: str | None) -> str:
+    if not path or not Path(path).is_file():
+        return ""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def stage_hashes(stages: dict[str, Any], cfg: RecipeConfig) -> dict[str, str]:
+    """A hash per stage of its config, its input files and its upstream stages' hashes.
+
+    A change anywhere invalidates that stage and what depends on it, nothing else.
+    """
+    inputs = {"label": _file_digest(cfg.data.corpus), "refine": _file_digest(cfg.data.gold)}
+    out: dict[str, str] = {}
+    for name in STAGES:
+        stage = stages[name]
+        text = repr(sorted(stage.items())) if isinstance(stage, dict) else to_yaml(stage)
+        parts = [name, text, inputs.get(name, ""), *(out[d] for d in DEPENDS[name])]
+        out[name] = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+    return out

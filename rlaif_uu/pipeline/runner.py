@@ -1,0 +1,135 @@
+"""``rlaif-uu run``: label -> refine -> reward -> eval before -> align -> eval after -> compare.
+
+Each stage writes its own folder under the run folder (atomically, as the stage verbs do)
+and ``manifest.json`` records its status, config hash and seconds. A rerun skips the
+finished stages whose hash did not change; ``from_stage`` reruns from a stage on; a
+Ctrl-C leaves every finished stage in place, so the next run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rlaif_uu.data.io import write_json
+from rlaif_uu.errors import UserError
+from rlaif_uu.pipeline.recipe import STAGES, RecipeConfig, stage_dirs, stage_hashes, wire
+
+
+def load_manifest(out: Path) -> dict[str, Any]:
+    """The run's manifest (empty when the run folder is new)."""
+    path = out / "manifest.json"
+    if not path.is_file():
+        return {"stages": {}}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: corrupt manifest; delete it to rerun every stage") from None
+
+
+def plan(cfg: RecipeConfig, from_stage: str | None = None) -> list[tuple[str, str, str]]:
+    """``(stage, 'run' | 'skip', reason)`` for every stage."""
+    if from_stage is not None and from_stage not in STAGES:
+        raise UserError(f"--from '{from_stage}' is not a stage; use one of {', '.join(STAGES)}")
+    hashes = stage_hashes(wire(cfg), cfg)
+    done = load_manifest(Path(cfg.out))["stages"]
+    dirs = stage_dirs(Path(cfg.out))
+    out = []
+    forced = False
+    for name in STAGES:
+        forced = forced or name == from_stage
+        prev = done.get(name, {})
+        if forced:
+            out.append((name, "run", f"--from {from_stage}"))
+        elif prev.get("status") == "done" and prev.get("hash") == hashes[name] and dirs[name].exists():
+            out.append((name, "skip", f"done, config unchanged ({hashes[name]})"))
+        else:
+            why = "config or input changed" if prev.get("status") == "done" else (prev.get("status") or "new")
+            out.append((name, "run", why))
+    return out
+
+
+def validate(cfg: RecipeConfig) -> None:
+    """Check every input path, model and suite without running anything (the ``--dry-run``)."""
+    from rlaif_uu.assets import resolve_model
+    from rlaif_uu.data.io import read_records
+    from rlaif_uu.evaluation.suites import resolve_suites
+    from rlaif_uu.refine.config import build_backbone
+
+    read_records(cfg.data.corpus, required=("prompt",))
+    if cfg.data.gold:
+        read_records(cfg.data.gold, required=("gold_label",))
+    for judge in cfg.label.judges:
+        if judge.kind in ("transformers", "vllm", "embedding") and judge.model:
+            resolve_model(judge.model)
+    resolve_model(build_backbone(cfg.refine.backbone).model_name)
+    resolve_model(cfg.align.policy)
+    resolve_suites(list(cfg.eval.suites))
+
+
+def _run_stage(name: str, stage: Any) -> None:
+    if name == "label":
+        from rlaif_uu.judge.cli import run_label
+
+        run_label(stage)
+    elif name == "refine":
+        from rlaif_uu.refine.cli import run_refine
+
+        run_refine(stage)
+    elif name == "reward":
+        from rlaif_uu.reward.cli import run_export
+
+        run_export(stage)
+    elif name in ("eval_before", "eval_after"):
+        from rlaif_uu.evaluation.runner import run_eval
+
+        run_eval(stage)
+    elif name == "align":
+        from rlaif_uu.align.run import run_align
+
+        run_align(stage)
+    else:
+        from rlaif_uu.evaluation.compare import compare_reports
+
+        compare_reports(stage["before"], stage["after"], stage["out"], overwrite=True)
+
+
+def run_recipe(cfg: RecipeConfig, from_stage: str | None = None, dry_run: bool = False) -> Path:
+    """Run (or with ``dry_run`` only validate and print) the recipe; returns the run folder."""
+    out = Path(cfg.out)
+    steps = plan(cfg, from_stage)
+    validate(cfg)
+    print(f"recipe '{cfg.name}' -> {out}")
+    for i, (name, action, why) in enumerate(steps, 1):
+        print(f"  [{i}/{len(steps)}] {name:<11} {action:<4} ({why})")
+    if dry_run:
+        print("dry run: every path, model and suite checked; nothing was run")
+        return out
+    stages, hashes = wire(cfg), stage_hashes(wire(cfg), cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(out)
+    manifest["recipe"] = cfg.name
+    for i, (name, action, _) in enumerate(steps, 1):
+        if action == "skip":
+            continue
+        print(f"== [{i}/{len(steps)}] {name}")
+        entry: dict[str, Any] = {"status": "running", "hash": hashes[name], "started": time.time()}
+        manifest["stages"][name] = entry
+        write_json(out / "manifest.json", manifest)
+        start = time.perf_counter()
+        try:
+            _run_stage(name, stages[name])
+        except BaseException as exc:
+            entry.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                         seconds=time.perf_counter() - start)
+            write_json(out / "manifest.json", manifest)
+            raise
+        entry.update(status="done", seconds=time.perf_counter() - start, finished=time.time())
+        write_json(out / "manifest.json", manifest)
+    from rlaif_uu.pipeline.report import write_report
+
+    report = write_report(cfg, out, manifest)
+    print(f"run finished: {report}")
+    return out

@@ -1,0 +1,92 @@
+"""``rlaif-uu run``: a whole recipe on tiny real models, the manifest, skipping, --from, --dry-run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlaif_uu.cli import main
+from rlaif_uu.config import load_config
+from rlaif_uu.pipeline.recipe import STAGES, RecipeConfig
+from rlaif_uu.pipeline.runner import plan
+from tests.conftest import write_jsonl
+from tests.tiny_models import COMPLY, HARMFUL_PROMPTS, REFUSE, tiny_bert, tiny_llama
+
+pytestmark = pytest.mark.integration
+BENIGN = ["How do I bake bread?", "Name a red fruit.", "How do I learn Python?", "Suggest a cat name."]
+HELP = "Happy to help: here are some friendly, practical tips."
+
+
+def _recipe(tmp: Path) -> Path:
+    rows = []
+    for i in range(48):
+        kind = i % 3
+        prompt = (HARMFUL_PROMPTS if kind < 2 else BENIGN)[i % 4] + f" (case {i})"
+        response, gold = [(COMPLY, "harmful"), (REFUSE, "safe"), (HELP, "safe")][kind]
+        rows.append({"id": f"r{i}", "prompt": prompt, "response": response, "gold_label": gold})
+    write_jsonl(tmp / "corpus.jsonl", rows)
+    write_jsonl(tmp / "harm.jsonl", [{"id": f"h{i}", "prompt": p} for i, p in enumerate(HARMFUL_PROMPTS)])
+    write_jsonl(tmp / "benign.jsonl", [{"id": f"b{i}", "prompt": p} for i, p in enumerate(BENIGN)])
+    (tmp / "suite.yaml").write_text(
+        "name: tiny\nversion: '1'\nkind: harmful\nsource: {adapter: jsonl, path: harm.jsonl}\n"
+        "metrics:\n  - {name: harmful_compliance_rate, higher_is_better: false}\n")
+    bert, llama = tiny_bert(tmp / "bert"), tiny_llama(tmp / "llama")
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text(f"""
+name: tiny
+out: {tmp / 'run'}
+data: {{corpus: {tmp / 'corpus.jsonl'}, gold_note: the corpus gold_label column}}
+label: {{judges: [{{kind: rules}}]}}
+refine: {{iterations: 2, backbone: {{model: {bert}, epochs: 20}}}}
+reward: {{distill_epochs: 1}}
+align:
+  policy: {llama}
+  steps: 1
+  batch_size: 4
+  num_generations: 2
+  max_completion_length: 8
+  prompts: {{harmful: {tmp / 'harm.jsonl'}, benign: {tmp / 'benign.jsonl'}, n_harmful: 2, n_benign: 2}}
+eval: {{suites: [{tmp / 'suite.yaml'}], limit: 2, generation: {{max_new_tokens: 6}}, progress: false}}
+""")
+    return recipe
+
+
+def test_recipe_runs_end_to_end_then_skips_and_reruns_what_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = _recipe(tmp_path)
+    assert main(["run", str(recipe), "--dry-run"]) == 0
+    assert "nothing was run" in capsys.readouterr().out and not (tmp_path / "run").exists()
+
+    assert main(["run", str(recipe)]) == 0
+    run = tmp_path / "run"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [manifest["stages"][s]["status"] for s in STAGES] == ["done"] * len(STAGES)
+    assert (run / "reward" / "rlaif_uu_reward.json").is_file() and (run / "align" / "policy").is_dir()
+    report = json.loads((run / "report.json").read_text())
+    assert set(report["safety_after"]["tiny"]) >= {"harmful_compliance_rate"} and report["alignment"]["steps"] == 1
+    assert "## Safety before and after" in (run / "report.md").read_text()
+
+    cfg = load_config(RecipeConfig, str(recipe))
+    assert {a for _, a, _ in plan(cfg)} == {"skip"}
+    changed = load_config(RecipeConfig, str(recipe), overrides=["align.steps=2"])
+    assert [s for s, a, _ in plan(changed) if a == "run"] == ["align", "eval_after", "compare"]
+    assert [s for s, a, _ in plan(cfg, "reward") if a == "run"] == list(STAGES[2:])
+    (tmp_path / "corpus.jsonl").write_text((tmp_path / "corpus.jsonl").read_text() + "\n")
+    assert [a for _, a, _ in plan(cfg)] == ["run"] * len(STAGES)  # the corpus changed: everything reruns
+
+
+def test_dry_run_reports_bad_paths_and_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = _recipe(tmp_path)
+    assert main(["run", str(recipe), "--dry-run", f"data.corpus={tmp_path / 'nope.jsonl'}"]) == 2
+    assert "nope.jsonl" in capsys.readouterr().err
+    assert main(["run", str(recipe), "--dry-run", "align.stpes=3"]) == 2
+    assert "did you mean 'align.steps'" in capsys.readouterr().err
+    assert main(["run", str(recipe), "--dry-run", "eval.suites=[harmbnch]"]) == 2
+    assert "unknown suite 'harmbnch'" in capsys.readouterr().err
+
+
+def test_every_recipe_in_recipes_dry_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    recipes = sorted(Path("recipes").glob("*.yaml"))
+    for recipe in recipes:
+        assert main(["run", str(recipe), "--dry-run"]) == 0, capsys.readouterr().err
