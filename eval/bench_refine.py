@@ -3,7 +3,8 @@
 Rerun (writes eval/results/refine_<backbone>.{json,md}):
 
     .venv/bin/python eval/bench_refine.py --backbone frozen --seeds 10
-    .venv/bin/python eval/bench_refine.py --backbone encoder --seeds 5 --judges simulated
+    .venv/bin/python eval/bench_refine.py --backbone encoder --seeds 5 --judges simulated --methods pn,gold \
+        --iterations 3 --threads 1 --set train_layers=2 epochs=3 lr=5e-5
 
 Protocol: the 800-row corpus of :func:`rlaif_uu.data.corpus.build_safety_corpus`
 is split 80/20 (stratified by gold, per seed). Judges label every row; 50 gold
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 
 from rlaif_uu.config import load_config
@@ -71,7 +73,19 @@ def judge_labels(name: str, y: np.ndarray, ids: list[str], seed: int) -> tuple[n
     return (scores > threshold).astype(int), scores
 
 
-METHODS = ("pn", "uu", "oracle", "gold")
+def judge_posterior(g: np.ndarray, noisy: np.ndarray, gold: GoldSet, rows: np.ndarray) -> np.ndarray:
+    """Log-odds of harm on ``rows`` from the classifier logit g and the judge label ỹ together.
+
+    logit P(y=1 | g, ỹ) = α·g + β·ỹ + γ, fitted by weighted logistic regression on the gold rows
+    (weights: their inclusion weights). Under class-conditional judge noise, ỹ ⟂ x | y, so ỹ adds
+    evidence that g cannot hold. Valid on rows the classifier did not train on (the gold rows
+    and the benchmark's test split): on training rows g has already absorbed ỹ.
+    """
+    lr = LogisticRegression(C=1.0).fit(np.c_[g[gold.index], noisy[gold.index]], gold.labels, sample_weight=gold.weights)
+    return lr.decision_function(np.c_[g[rows], noisy[rows]])
+
+
+METHODS = ("pn", "uu", "oracle", "gold", "posterior")
 """Optional baselines; the raw judge, robust UU (50 gold) and the all-gold upper bound always run."""
 
 
@@ -109,6 +123,9 @@ def run_seed(texts: list[str], y: np.ndarray, ids: list[str], judge: str, backbo
     out["robust UU (50 gold)"] |= (
         metrics(y[test], noisy[test], None if scores is None else scores[test]) if sel == 0 else from_logits(res.all_scores[sel][test])
     ) | {"selected": sel}
+    if "posterior" in methods:  # diagnostic: the judge's label as a second feature, fitted on the gold rows
+        t = max(sel, 1)
+        out["robust UU + judge label (posterior)"] = from_logits(judge_posterior(res.all_scores[t], noisy, gold, test)) | {"iteration": t}
     out["robust UU per iteration"] = {
         str(t): from_logits(g[test]) | {"gold_acc": res.history[t].gold_accuracy["value"]} for t, g in res.all_scores.items()
     }
@@ -142,6 +159,17 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, list[float]
     return summary
 
 
+def paired(per_seed: list[dict[str, Any]], method: str = "robust UU (50 gold)") -> dict[str, list[float]]:
+    """Per-seed accuracy differences of ``method`` over every other method: mean, std, wins, seeds."""
+    out: dict[str, list[float]] = {}
+    for other in per_seed[0]:
+        if other in (method, "robust UU per iteration"):
+            continue
+        d = np.array([s[method]["acc"] - s[other]["acc"] for s in per_seed])
+        out[other] = [float(d.mean()), float(d.std()), int((d > 0).sum()), len(d)]
+    return out
+
+
 def to_markdown(results: dict[str, Any]) -> str:
     """The results table, one block per judge."""
     lines = [f"# Refinement benchmark: backbone `{results['backbone']['kind']}`", "",
@@ -166,7 +194,9 @@ def to_markdown(results: dict[str, Any]) -> str:
                   f"Iteration picked by the default rule, per seed: {[r['robust UU (50 gold)']['selected'] for r in block['per_seed']]}",
                   *([f"Refused on {len(refused)} seed(s) (not in the means): {refused[0]['error']}"] if refused else []),
                   "Gap recovered (robust UU vs raw, relative to all-gold): " + (
-                      f"{block['gap_recovered']:.0%}" if block["gap_recovered"] is not None else "n/a (the raw judge beats the all-gold classifier)"), ""]
+                      f"{block['gap_recovered']:.0%}" if block["gap_recovered"] is not None else "n/a (the raw judge beats the all-gold classifier)"),
+                  "Paired accuracy difference of robust UU (50 gold) over each method, mean ± std over seeds (wins/seeds): " +
+                  "; ".join(f"{m} {d[0]:+.3f} ± {d[1]:.3f} ({d[2]}/{d[3]})" for m, d in paired(block["per_seed"]).items()), ""]
     if "embed_seconds" in results:
         lines.append(f"Embedding pass (800 rows, uncached): {results['embed_seconds']:.1f} s; "
                      f"5 robust-UU iterations (mean): {results['iter5_seconds']:.1f} s "

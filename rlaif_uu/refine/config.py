@@ -19,8 +19,13 @@ class BackboneConfig:
     model: Optional[str] = None  # alias, local HF folder or hub id
     head: str = "linear"  # frozen only: linear | mlp
     hidden: int = 256  # frozen mlp width
-    segments: bool = True  # frozen: embed user and assistant turns apart and concatenate
+    segments: bool = True  # frozen, encoder (mean pooling): embed user and assistant turns apart and concatenate
     peft: Optional[str] = None  # encoder/causal: none | lora | qlora
+    pooling: Optional[str] = None  # encoder: mean (frozen-probe architecture, default) | cls (sequence classifier)
+    warm_start: Optional[bool] = None  # encoder (mean): start the head from a linear probe (LP-FT)
+    train_layers: Optional[int] = None  # encoder (mean, full): train only the top k layers, cache the rest
+    weight_decay: Optional[float] = None  # frozen, encoder: AdamW weight decay
+    standardize: bool = False  # frozen: z-score the embeddings before the head
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
     lr: Optional[float] = None
@@ -58,8 +63,13 @@ def build_backbone(cfg: BackboneConfig) -> Any:
         if getattr(cfg, key) is not None:
             kw[key] = getattr(cfg, key)
     if cfg.kind == "frozen":
-        kw.update(head=cfg.head, hidden=cfg.hidden, segments=cfg.segments)
-    else:
+        kw.update(head=cfg.head, hidden=cfg.hidden, segments=cfg.segments, standardize=cfg.standardize)
+    elif cfg.kind == "encoder":
+        kw["segments"] = cfg.segments
+        kw.update({k: getattr(cfg, k) for k in ("pooling", "warm_start", "train_layers") if getattr(cfg, k) is not None})
+    if cfg.kind != "causal" and cfg.weight_decay is not None:
+        kw["weight_decay"] = cfg.weight_decay
+    if cfg.kind != "frozen":
         kw.update(lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, trust_remote_code=cfg.trust_remote_code)
         if cfg.peft is not None:
             kw["peft"] = cfg.peft

@@ -101,6 +101,16 @@ def _risk_on(backbone: Backbone, model: torch.nn.Module, pos: np.ndarray, neg: n
     return float(risk(g[: len(pos)], g[len(pos) :]))
 
 
+def _schedule(opt: torch.optim.Optimizer, steps: int, warmup_ratio: float | None) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0; ``None`` = constant lr."""
+    if warmup_ratio is None:
+        return None
+    warm = max(1, int(round(warmup_ratio * steps)))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: (step + 1) / warm if step < warm else max(0.0, (steps - step) / (steps - warm + 1))
+    )
+
+
 def fit(
     backbone: Backbone,
     model: torch.nn.Module,
@@ -113,17 +123,28 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on (P̃, Ñ) rows with ``risk``; keep the epoch with the lowest ``val_risk``.
 
+    Optional backbone attributes: ``weight_decay`` (AdamW, default 0), ``warmup_ratio``
+    (linear warm-up then linear decay; ``None``, the default, keeps the lr constant) and
+    ``warm_start(model, train, val, risk, val_risk, seed)``, run first (its result is
+    epoch 0 and is kept when no later epoch has a lower validation risk).
+
     Args:
         train: positions of the pseudo-harmful and pseudo-safe training rows.
         val: the held-out pseudo-labelled slice used to pick the epoch.
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=backbone.lr, weight_decay=0.0)
     result = FitResult(model, 0, float("inf"))
+    warm_start = getattr(backbone, "warm_start", None)
+    if warm_start is not None:  # e.g. LP-FT: the head starts from a linear probe; epoch 0 competes too
+        warm_start(model, train, val, risk, val_risk, seed)
+        result.val_loss.append(_risk_on(backbone, model, *val, val_risk))
+        result.best_val_loss = result.val_loss[0]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=backbone.lr, weight_decay=getattr(backbone, "weight_decay", 0.0))
     best = _trainable_state(model)
     steps = backbone.epochs * len(_batches(*train, backbone.batch_size, rng))
+    sched = _schedule(opt, steps, getattr(backbone, "warmup_ratio", None))
     model.train()
     with tqdm(total=steps, desc=desc, leave=False, unit="step", disable=None) as bar:
         for epoch in range(1, backbone.epochs + 1):
@@ -134,6 +155,8 @@ def fit(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 losses.append(float(loss.detach()))
                 bar.update(1)
             result.train_loss.append(float(np.mean(losses)))

@@ -125,4 +125,77 @@ def test_cli_with_trainable_backbones(kind: str, model_fixture: str, extra: list
     assert code == 0
     meta = json.loads((out / "classifier" / "classifier.json").read_text())
     assert meta["backbone"] == kind and meta["peft"] == "lora"
-    assert (out / "classifier" / "adapter_model.safetensors").exists()
+    adapter_dir = out / "classifier" / ("encoder" if kind == "encoder" else "")  # mean-pooled encoder: encoder/ subfolder
+    assert (adapter_dir / "adapter_model.safetensors").exists()
+
+
+def _rows_split(noisy: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    rows = np.arange(len(noisy))
+    val = rows % 6 == 1
+    return (rows[~val & (noisy == 1)], rows[~val & (noisy == 0)]), (rows[val & (noisy == 1)], rows[val & (noisy == 0)])
+
+
+def test_encoder_top_layers_from_cache_match_the_full_encoder(tiny_bert: str) -> None:
+    texts, _, _ = _toy()
+    full = FineTunedEncoder(model=tiny_bert, epochs=2, batch_size=8, lr=1e-3)
+    top = FineTunedEncoder(model=tiny_bert, epochs=2, batch_size=8, lr=1e-3, train_layers=1)
+    full.prepare(texts)
+    top.prepare(texts)
+    a, b = full.new_model(0), top.new_model(0)
+    assert "s0_hidden" in top.inputs(np.arange(3)) and "s0_input_ids" in full.inputs(np.arange(3))
+    rows = np.arange(len(texts))
+    assert np.allclose(predict(full, a, rows), predict(top, b, rows), atol=1e-5)
+    trainable = [n for n, p in b.named_parameters() if p.requires_grad]
+    assert trainable and all(".layer.1." in n or n.startswith("classifier.") for n in trainable)
+    assert any(".layer.0." in n for n, _ in b.named_parameters())  # the bottom layer is there, frozen
+    _trains(top)
+
+
+def test_encoder_linear_probe_warm_start_is_epoch_zero(tiny_bert: str) -> None:
+    from rlaif_uu.refine.losses import pn_risk
+
+    texts, _, noisy = _toy()
+    b = FineTunedEncoder(model=tiny_bert, epochs=2, batch_size=8, lr=1e-3)
+    b.prepare(texts)
+    model = b.new_model(0)
+    head0 = model.classifier.net.weight.detach().clone()
+    res = fit(b, model, *_rows_split(noisy), pn_risk, pn_risk, seed=0)
+    assert len(res.val_loss) == 3 and res.best_val_loss == min(res.val_loss)  # epoch 0 = the linear probe
+    assert not torch.equal(head0, res.model.classifier.net.weight)
+    cold = FineTunedEncoder(model=tiny_bert, epochs=2, batch_size=8, lr=1e-3, warm_start=False)
+    cold.prepare(texts)
+    assert len(fit(cold, cold.new_model(0), *_rows_split(noisy), pn_risk, pn_risk, seed=0).val_loss) == 2
+
+
+@pytest.mark.parametrize("peft", ["none", "lora"])
+def test_encoder_save_reloads_to_the_same_logits(tiny_bert: str, tmp_path: Path, peft: str) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from rlaif_uu.refine.losses import pn_risk
+    from rlaif_uu.refine.pooled import load_pooled_scorer
+
+    texts, _, noisy = _toy()
+    b = FineTunedEncoder(model=tiny_bert, peft=peft, epochs=1, batch_size=8, lr=1e-2)
+    b.prepare(texts)
+    model = fit(b, b.new_model(0), *_rows_split(noisy), pn_risk, pn_risk, seed=0).model  # trained weights, not the base
+    b.save(model, str(tmp_path / "mean"))
+    meta = json.loads((tmp_path / "mean" / "classifier.json").read_text())
+    assert meta["pooling"] == "mean+l2" and meta["segments"] is True and meta["backbone"] == "encoder"
+    with pytest.raises((OSError, ValueError)):  # no top-level config.json: a sequence-classifier reader cannot load a random head
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / "mean")
+    assert np.allclose(predict(b, model, np.arange(len(texts))), load_pooled_scorer(tmp_path / "mean")(texts), atol=1e-4)
+    if peft == "none":
+        cls = FineTunedEncoder(model=tiny_bert, pooling="cls", epochs=1, batch_size=8)  # the earlier format still writes
+        cls.prepare(texts)
+        cls.save(cls.new_model(0), str(tmp_path / "cls"))
+        assert "pooling" not in json.loads((tmp_path / "cls" / "classifier.json").read_text())
+        assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "cls").config.num_labels == 1
+
+
+def test_encoder_rejects_bad_settings() -> None:
+    from rlaif_uu.errors import UserError
+
+    with pytest.raises(UserError, match="pooling 'max'"):
+        FineTunedEncoder(pooling="max")
+    with pytest.raises(UserError, match="train_layers = 2: needs"):
+        FineTunedEncoder(train_layers=2, peft="lora")
