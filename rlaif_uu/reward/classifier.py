@@ -41,6 +41,11 @@ def classifier_info(path: str | Path) -> dict[str, Any]:
     return json.loads((classifier_dir(path) / "classifier.json").read_text())
 
 
+def is_pooled(info: dict[str, Any]) -> bool:
+    """Whether a classifier is mean-pooled embeddings + head (frozen, or an encoder trained that way): no stock class."""
+    return info.get("backbone") == "frozen" or info.get("pooling") == "mean+l2"
+
+
 def load_sequence_classifier(path: Path, info: dict[str, Any], dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """A one-logit ``AutoModelForSequenceClassification`` (LoRA merged) and its tokenizer from a saved folder.
 
@@ -108,6 +113,10 @@ def load_harm_scorer(path: str | Path) -> HarmScorer:
                 return head.eval()(frozen.embeddings).float().numpy()
 
         return frozen_score
+    if is_pooled(info):
+        from rlaif_uu.refine.pooled import load_pooled_scorer
+
+        return load_pooled_scorer(path)
     model, tokenizer = load_sequence_classifier(path, info)
     max_length = int(info.get("max_length", 512))
     return lambda texts: sequence_logits(model, tokenizer, list(texts), max_length=max_length)

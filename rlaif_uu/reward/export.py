@@ -3,8 +3,9 @@
 * Encoder and causal-LM classifiers are stock ``*ForSequenceClassification`` models:
   LoRA is merged, and the one-output score layer is negated (``w, b -> -w, -b``) so the
   logit becomes log-odds of *safe*. Exact: the exported logit is minus the refined one.
-* A frozen-encoder head (mean-pooled, L2-normalised embeddings, optionally of the two
-  turns apart) has no stock architecture, so it is **distilled** into one: a
+* A mean-pooled classifier (L2-normalised mean embeddings, optionally of the two turns
+  apart, + head: the frozen-encoder head, or an encoder fine-tuned in that architecture)
+  has no stock architecture, so it is **distilled** into one: a
   ``AutoModelForSequenceClassification`` on the same encoder regresses the teacher's
   safety logit on the refinement corpus (logit matching, MSE; Ba & Caruana 2014). The
   held-out fidelity (Pearson r, label agreement) goes into the metadata.
@@ -36,6 +37,7 @@ from rlaif_uu.errors import UserError
 from rlaif_uu.reward.classifier import (
     classifier_dir,
     classifier_info,
+    is_pooled,
     load_harm_scorer,
     load_sequence_classifier,
     sequence_logits,
@@ -207,11 +209,11 @@ def export_reward(src: str | Path, out: str | Path, gold: str | None = None, tex
     run_dir = cdir.parent if cdir.name == "classifier" else cdir
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out}: output directory exists and is not empty; pass --overwrite or choose another --out")
-    distilled = info.get("backbone") == "frozen"
+    distilled = is_pooled(info)
     corpus = Path(texts) if texts else run_dir / "refined.jsonl"
     rows = read_records(corpus, required=("prompt",)) if corpus.exists() else []
     if distilled and not rows:
-        raise UserError(f"{corpus}: no corpus to distil the frozen-encoder classifier on; pass --texts FILE (prompt, response)")
+        raise UserError(f"{corpus}: no corpus to distil the mean-pooled classifier on; pass --texts FILE (prompt, response)")
     if gold is None and (run_dir / "config.yaml").is_file():
         gold = OmegaConf.load(run_dir / "config.yaml").get("gold")  # refine's --gold (absent: the corpus column)
         gold = gold if gold and Path(gold).exists() else None
@@ -219,8 +221,10 @@ def export_reward(src: str | Path, out: str | Path, gold: str | None = None, tex
     if distilled:
         corpus_texts = [classifier_text(r["prompt"], r.get("response") or "") for r in rows]
         teacher = -load_harm_scorer(cdir)(corpus_texts)
-        base = info["encoder"]
-        model, tokenizer, fidelity = distill(corpus_texts, teacher, base, epochs=distill_epochs, lr=distill_lr,
+        base = info.get("encoder") or info["base_model"]
+        tuned = cdir / info.get("encoder_dir", "encoder")  # a fully fine-tuned encoder is the better student start
+        start = str(tuned) if (tuned / "config.json").is_file() else base
+        model, tokenizer, fidelity = distill(corpus_texts, teacher, start, epochs=distill_epochs, lr=distill_lr,
                                              max_length=int(info.get("max_length", 256)), seed=seed)
         source["fidelity"] = fidelity
     else:

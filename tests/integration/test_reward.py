@@ -195,3 +195,24 @@ def test_qlora_classifier_export_matches_the_4bit_model(tmp_path: Path) -> None:
     backbone.save(model, str(tmp_path / "classifier"))
     out = export_reward(tmp_path / "classifier", tmp_path / "reward")
     np.testing.assert_allclose(SafetyReward(out).logits(prompts, responses), -harm, atol=2e-3)
+
+
+def test_mean_pooled_encoder_is_distilled(bert: Path, tmp_path: Path) -> None:
+    from rlaif_uu.refine.backbones import FineTunedEncoder
+    from rlaif_uu.refine.losses import pn_risk
+    from rlaif_uu.refine.train import fit
+
+    rows = make_rows(60)
+    texts = [classifier_text(r["prompt"], r["response"]) for r in rows]
+    harmful = np.array([i for i, r in enumerate(rows) if r["gold_label"] == "harmful"])
+    safe = np.array([i for i, r in enumerate(rows) if r["gold_label"] == "safe"])
+    backbone = FineTunedEncoder(model=str(bert), epochs=1, batch_size=8, lr=1e-2)
+    backbone.prepare(texts)
+    model = fit(backbone, backbone.new_model(0), (harmful[:24], safe[:24]), (harmful[24:], safe[24:]), pn_risk, pn_risk, 0).model
+    run = tmp_path / "refine"
+    backbone.save(model, str(run / "classifier"))
+    write_jsonl(run / "refined.jsonl", rows)
+    out = export_reward(run, tmp_path / "reward", distill_epochs=8, distill_lr=2e-3)
+    assert load_reward_metadata(out)["source"]["distilled"]
+    safety = SafetyReward(out).logits([r["prompt"] for r in rows], [r["response"] for r in rows])
+    assert np.corrcoef(safety, -load_harm_scorer(run)(texts))[0, 1] > 0.9
