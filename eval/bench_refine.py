@@ -174,14 +174,15 @@ def to_markdown(results: dict[str, Any]) -> str:
     """The results table, one block per judge."""
     lines = [f"# Refinement benchmark: backbone `{results['backbone']['kind']}`", "",
              f"Command: `{results['command']}`", "",
-             f"Corpus: {results['corpus']}. Metrics on the held-out 20% (mean ± std over {results['seeds']} seeds).", ""]
+             f"Corpus: {results['corpus']}. Metrics on the held-out 20% (mean ± std over seeds).", "",
+             *([f"Seeds pooled from (finished seeds each run had written): {results['pooled']}", ""] if "pooled" in results else [])]
     for judge, block in results["judges"].items():
         refused = block.get("refused", [])
         if "summary" not in block:
             lines += [f"## Judge: {judge}", "", f"Refused on every seed: {refused[0]['error']}", ""]
             continue
         s = block["summary"]
-        lines += [f"## Judge: {judge}", "", "| method | accuracy | F1 | AUROC | seconds |", "|---|---|---|---|---|"]
+        lines += [f"## Judge: {judge} ({len(block['per_seed'])} seeds)", "", "| method | accuracy | F1 | AUROC | seconds |", "|---|---|---|---|---|"]
         for method, m in s.items():
             if "per iteration" in method:
                 continue
@@ -197,11 +198,41 @@ def to_markdown(results: dict[str, Any]) -> str:
                       f"{block['gap_recovered']:.0%}" if block["gap_recovered"] is not None else "n/a (the raw judge beats the all-gold classifier)"),
                   "Paired accuracy difference of robust UU (50 gold) over each method, mean ± std over seeds (wins/seeds): " +
                   "; ".join(f"{m} {d[0]:+.3f} ± {d[1]:.3f} ({d[2]}/{d[3]})" for m, d in paired(block["per_seed"]).items()), ""]
-    if "embed_seconds" in results:
+    if "iter5_seconds" in results:
         lines.append(f"Embedding pass (800 rows, uncached): {results['embed_seconds']:.1f} s; "
                      f"5 robust-UU iterations (mean): {results['iter5_seconds']:.1f} s "
                      f"({results['iter5_seconds'] / results['embed_seconds']:.2f}× the embedding pass)")
     return "\n".join(lines) + "\n"
+
+
+def judge_block(per_seed: list[dict[str, Any]], refused: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summary, per-seed results, refusals and the share of the raw → all-gold gap robust UU recovers."""
+    if not per_seed:
+        return {"refused": refused}
+    s = summarise(per_seed)
+    raw, rob, top = s["raw judge"]["acc"][0], s["robust UU (50 gold)"]["acc"][0], s["all gold (upper bound)"]["acc"][0]
+    return {"summary": s, "per_seed": per_seed, "refused": refused, "gap_recovered": (rob - raw) / (top - raw) if top > raw else None}
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    """JSON and Markdown (rewritten after every seed, so a long run leaves its finished seeds)."""
+    write_json(out.with_suffix(".json"), results)
+    out.with_suffix(".md").write_text(to_markdown(results))
+
+
+def merge(files: list[str], out: Path) -> None:
+    """Pool the seeds of several result files of the same setting (e.g. seed ranges run side by side)."""
+    parts = [json.loads(Path(f).read_text()) for f in files]
+    counts = [len(next(iter(p["judges"].values())).get("per_seed", [])) for p in parts]
+    results = parts[0] | {"command": " && ".join(p["command"] for p in parts) + f" && python eval/bench_refine.py --merge {' '.join(files)} --out {out}",
+                          "seeds": sum(counts), "judges": {},
+                          "pooled": ", ".join(f"{Path(f).name}: {n} seed(s)" for f, n in zip(files, counts))}
+    for judge in parts[0]["judges"]:
+        blocks = [p["judges"][judge] for p in parts]
+        results["judges"][judge] = judge_block([r for b in blocks for r in b.get("per_seed", [])],
+                                               [r for b in blocks for r in b.get("refused", [])])
+    write_results(results, out)
+    print(to_markdown(results))
 
 
 def main() -> None:
@@ -211,6 +242,8 @@ def main() -> None:
                     help="comma-separated: 'simulated', or a column of corpus_judges.jsonl labelled at score > 0, "
                     "or COLUMN@F to label the top fraction F harmful (a user's assumed harmful share, not from gold)")
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
+    ap.add_argument("--merge", nargs="+", default=None, help="pool the seeds of these result JSON files into --out; run nothing")
     ap.add_argument("--n-gold", type=int, default=50)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
@@ -218,6 +251,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 when sharing the CPU with another job)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    out = Path(args.out or HERE / "results" / f"refine_{args.backbone}")
+    if args.merge:
+        merge(args.merge, out)
+        return
     if args.threads:
         import torch
 
@@ -236,7 +273,7 @@ def main() -> None:
         results["embed_seconds"] = time.perf_counter() - t0
     for judge in args.judges.split(","):
         per_seed, refused = [], []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             t0 = time.perf_counter()
             try:
                 per_seed.append(run_seed(texts, y, ids, judge, backbone, seed, args.n_gold, args.iterations,
@@ -249,18 +286,13 @@ def main() -> None:
             print(f"[{judge} seed {seed}] raw {r['raw judge']['acc']:.3f} robust {r['robust UU (50 gold)']['acc']:.3f} "
                   f"(it {r['robust UU (50 gold)']['selected']}) all-gold {r['all gold (upper bound)']['acc']:.3f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        if not per_seed:
-            results["judges"][judge] = {"refused": refused}
-            continue
-        s = summarise(per_seed)
-        raw, rob, top = s["raw judge"]["acc"][0], s["robust UU (50 gold)"]["acc"][0], s["all gold (upper bound)"]["acc"][0]
-        results["judges"][judge] = {"summary": s, "per_seed": per_seed, "refused": refused, "gap_recovered": (rob - raw) / (top - raw) if top > raw else None}
+            results["judges"][judge] = judge_block(per_seed, refused)
+            write_results(results, out)
+        results["judges"][judge] = judge_block(per_seed, refused)
     if args.backbone == "frozen":
         results["iter5_seconds"] = float(np.mean([r["robust UU (50 gold)"]["seconds"] for b in results["judges"].values()
                                                   for r in b.get("per_seed", [])]))
-    out = Path(args.out or HERE / "results" / f"refine_{args.backbone}")
-    write_json(out.with_suffix(".json"), results)
-    out.with_suffix(".md").write_text(to_markdown(results))
+    write_results(results, out)
     print(to_markdown(results))
 
 
