@@ -31,7 +31,9 @@ def _keys(schema: Any, prefix: str = "") -> list[str]:
 
 def _unknown_key(schema: type, key: str, source: str) -> UserError:
     close = difflib.get_close_matches(key, _keys(schema), n=1, cutoff=0.5)
-    hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(_keys(schema))}"
+    parent = key.rpartition(".")[0]
+    siblings = [k for k in _keys(schema) if k.rpartition(".")[0] == parent]  # the keys at the same level
+    hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys{f' under {parent}' if parent else ''}: {', '.join(siblings)}"
     return UserError(f"{source}: unknown config key '{key}'{hint}")
 
 

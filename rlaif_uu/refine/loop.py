@@ -127,6 +127,9 @@ def _by_label(rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     return rows[labels[rows] == 1], rows[labels[rows] == 0]
 
 
+MIN_TRAIN_ROWS = 20
+
+
 def refine(
     texts: list[str],
     judge_labels: np.ndarray,
@@ -181,6 +184,12 @@ def refine(
     pool = np.setdiff1d(np.arange(len(texts)), holdout if holdout is not None else [])
     if exclude_gold:
         pool = np.setdiff1d(pool, gold.index)
+    if len(pool) < MIN_TRAIN_ROWS:
+        raise UserError(
+            f"only {len(pool)} rows are left to train on once the {len(gold.index)} gold rows are set aside (gold rows "
+            f"never train: they measure every iteration out of sample); refinement needs at least {MIN_TRAIN_ROWS}: "
+            "judge more rows, or label a smaller gold sample"
+        )
     train_rows, val_rows = _split_val(pool, val_fraction, rng)
     all_rows = np.arange(len(texts))
 

@@ -26,7 +26,8 @@ def _recipe(tmp: Path) -> Path:
         prompt = (HARMFUL_PROMPTS if kind < 2 else BENIGN)[i % 4] + f" (case {i})"
         response, gold = [(COMPLY, "harmful"), (REFUSE, "safe"), (HELP, "safe")][kind]
         rows.append({"id": f"r{i}", "prompt": prompt, "response": response, "gold_label": gold})
-    write_jsonl(tmp / "corpus.jsonl", rows)
+    write_jsonl(tmp / "corpus.jsonl", [{k: v for k, v in r.items() if k != "gold_label"} for r in rows])
+    write_jsonl(tmp / "gold.jsonl", [{"id": r["id"], "gold_label": r["gold_label"]} for r in rows[::2]])
     write_jsonl(tmp / "harm.jsonl", [{"id": f"h{i}", "prompt": p} for i, p in enumerate(HARMFUL_PROMPTS)])
     write_jsonl(tmp / "benign.jsonl", [{"id": f"b{i}", "prompt": p} for i, p in enumerate(BENIGN)])
     (tmp / "suite.yaml").write_text(
@@ -37,7 +38,7 @@ def _recipe(tmp: Path) -> Path:
     recipe.write_text(f"""
 name: tiny
 out: {tmp / 'run'}
-data: {{corpus: {tmp / 'corpus.jsonl'}, gold_note: the corpus gold_label column}}
+data: {{corpus: {tmp / 'corpus.jsonl'}, gold: {tmp / 'gold.jsonl'}, gold_note: 'every other row, labelled by hand'}}
 label: {{judges: [{{kind: rules}}]}}
 refine: {{iterations: 2, backbone: {{model: {bert}, epochs: 20}}}}
 reward: {{distill_epochs: 1}}

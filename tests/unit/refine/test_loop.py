@@ -119,3 +119,11 @@ def test_paired_gain_matches_accuracy_difference() -> None:
     assert gain == pytest.approx(gold.accuracy(better).value - gold.accuracy(judge).value)
     assert se > 0
     assert gold.gain(judge, judge) == (0.0, 0.0)
+
+
+def test_too_few_rows_left_after_the_gold_rows() -> None:
+    x, y = _data(60)
+    noisy = y.copy()
+    idx = np.arange(45)  # gold rows never train: 15 remain
+    with pytest.raises(UserError, match="only 15 rows are left to train on once the 45 gold rows"):
+        refine([""] * 60, noisy, GoldSet.from_strata(idx, y[idx], noisy), SyntheticEncoder(x))
