@@ -191,6 +191,8 @@ def compare_reports(before: str | Path, after: str | Path, out: str | Path | Non
         write_json(tmp / "compare.json", result)
         (tmp / "compare.md").write_text(render_markdown(result), encoding="utf-8")
         plot_comparison(result, tmp / "compare.png")
+        for path in tmp.iterdir():
+            path.chmod(0o644)  # temp files are created private
         tmp.chmod(0o755)
         if target.exists():
             shutil.rmtree(target)

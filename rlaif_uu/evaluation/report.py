@@ -75,14 +75,16 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
     rows = [r for r in metric_rows(report) if r[3].get("n", 0) > 0]
     groups = list(dict.fromkeys((r[0], r[1]) for r in rows))
     scorers = list(dict.fromkeys(r[2] for r in rows))
-    height = 0.8 / max(1, len(scorers))
-    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * max(1, len(groups)) * max(1, len(scorers)) ** 0.5))
+    in_group = {g: [r[2] for r in rows if (r[0], r[1]) == g] for g in groups}  # bars are centred on each group's label
+    height = 0.8 / max(1, max((len(v) for v in in_group.values()), default=1))
+    fig, ax = plt.subplots(figsize=(9, 1.0 + 0.3 * len(rows) + 0.2 * len(groups)))
     for j, scorer in enumerate(scorers):
         ys, xs, err = [], [], [[], []]
         for suite, metric, sc, est, _ in rows:
             if sc != scorer:
                 continue
-            ys.append(groups.index((suite, metric)) + (j - (len(scorers) - 1) / 2) * height)
+            members = in_group[(suite, metric)]
+            ys.append(groups.index((suite, metric)) + (members.index(sc) - (len(members) - 1) / 2) * height)
             xs.append(est["value"])
             err[0].append(max(0.0, est["value"] - est["low"]))
             err[1].append(max(0.0, est["high"] - est["value"]))

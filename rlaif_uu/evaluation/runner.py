@@ -209,6 +209,8 @@ def _write(out: Path, report: dict[str, Any], rows: dict[str, list[dict[str, Any
         (tmp / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
         for name, suite_rows in rows.items():
             write_records(tmp / "rows" / f"{name}.jsonl", suite_rows)
+        for path in tmp.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # temp files are created private
         tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
