@@ -230,15 +230,16 @@ def build_ppo_trainer(cfg: AlignConfig, dataset: Any, output_dir: str) -> Any:
     reward = TextLevelReward(tokenizer, {tuple(ids): row["prompt"] for ids, row in zip(prompt_ids, dataset)},
                              weighted_reward(funcs, weights))
 
-    args: dict[str, Any] = dict(
-        output_dir=output_dir, total_episodes=cfg.steps * rollouts * world, per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
-        kl_coef=cfg.beta, temperature=cfg.temperature, response_length=cfg.max_completion_length, stop_token="eos",
-        local_rollout_forward_batch_size=cfg.batch_size, num_sample_generations=0, gradient_checkpointing=False,
-        save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps,
-        report_to=cfg.report_to, seed=cfg.seed, bf16=init["dtype"] == torch.bfloat16,
-        use_cpu=not torch.cuda.is_available(), sft_model_path=ref.path, reward_model_path=cfg.reward,
-    )
+    args: dict[str, Any] = {
+        "output_dir": output_dir, "total_episodes": cfg.steps * rollouts * world,
+        "per_device_train_batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "learning_rate": cfg.learning_rate, "kl_coef": cfg.beta, "temperature": cfg.temperature,
+        "response_length": cfg.max_completion_length, "stop_token": "eos", "num_sample_generations": 0,
+        "local_rollout_forward_batch_size": cfg.batch_size, "gradient_checkpointing": False,
+        "save_steps": cfg.save_steps, "save_total_limit": cfg.save_total_limit, "logging_steps": cfg.logging_steps,
+        "report_to": cfg.report_to, "seed": cfg.seed, "bf16": init["dtype"] == torch.bfloat16,
+        "use_cpu": not torch.cuda.is_available(), "sft_model_path": ref.path, "reward_model_path": cfg.reward,
+    }
     args.update(cfg.trainer_kwargs)
     try:
         ppo_args = ppo.PPOConfig(**args)

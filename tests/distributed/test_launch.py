@@ -25,7 +25,7 @@ def _launch(config: str, tiny: dict[str, Path], out: Path, *extra: str) -> subpr
            f"prompts.benign={tiny['benign']}", "prompts.n_harmful=4", "prompts.n_benign=2", "batch_size=4",
            "num_generations=2", "max_completion_length=8", "--steps", "2", "learning_rate=1e-3", *extra]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=540)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=540)
 
 
 def _longest_prompt(tiny: dict[str, Path]) -> int:

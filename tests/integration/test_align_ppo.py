@@ -14,7 +14,12 @@ import torch
 from transformers import AutoTokenizer
 
 from rlaif_uu.align.config import AlignConfig
-from rlaif_uu.align.ppo import TextLevelReward, choose_pad_token, token_ids, weighted_reward
+from rlaif_uu.align.ppo import (
+    TextLevelReward,
+    choose_pad_token,
+    token_ids,
+    weighted_reward,
+)
 from rlaif_uu.align.run import run_align
 from rlaif_uu.config import load_config
 from rlaif_uu.errors import UserError

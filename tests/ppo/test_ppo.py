@@ -13,7 +13,12 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 from rlaif_uu.align.config import AlignConfig
-from rlaif_uu.align.ppo import TextLevelReward, choose_pad_token, token_ids, weighted_reward
+from rlaif_uu.align.ppo import (
+    TextLevelReward,
+    choose_pad_token,
+    token_ids,
+    weighted_reward,
+)
 from rlaif_uu.align.prompts import build_prompts
 from rlaif_uu.config import load_config
 from rlaif_uu.reward import SafetyReward
@@ -28,7 +33,7 @@ def _args(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"OMP_NUM_THREADS": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
-    return subprocess.run([sys.executable, "-m", "rlaif_uu", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "rlaif_uu", *args], check=False, capture_output=True, text=True, env=env)
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
