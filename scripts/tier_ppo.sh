@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The PPO test tier: `rlaif-uu align algorithm=ppo` with TRL 1.12's PPOTrainer on tiny models.
+# The PPO test tier: `rlaif-uu align algorithm=ppo` with TRL 1.12's PPOTrainer on tiny models (1 process, and
+# 2-process DDP through recipes/accelerate/ddp.yaml).
 #
-#   bash scripts/tier_ppo.sh              # sets up .venv-ppo if needed, then runs tests/ppo (~1.5 min on 2 cores)
+#   bash scripts/tier_ppo.sh              # sets up .venv-ppo if needed, then runs tests/ppo (~2.5 min on 2 cores)
 #   bash scripts/tier_ppo.sh -k lora      # extra arguments go to pytest
 #   .venv-ppo/bin/rlaif-uu align --algorithm ppo --reward REWARD_DIR --out runs/ppo   # a real PPO run
 #

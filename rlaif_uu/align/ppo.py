@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -257,13 +258,35 @@ def _aligned_trainer_class(base: type) -> type:
 
     ``reward`` is TRL's ``objective/scores`` (mean total reward of the rollouts), ``kl`` its
     ``objective/kl`` (per-token KL to the reference summed over the response, mean over rollouts).
+    Under DDP, TRL 1.12 saves checkpoints and model cards from the DDP wrapper (which has no
+    ``config`` and no ``policy``); both run on the unwrapped policy + value model here, and the
+    ranks that do not save find the attribute transformers 5.x expects.
     """
 
     class AlignPPOTrainer(base):  # type: ignore[misc, valid-type]
+        # read by transformers 5.x Trainer._save on every rank; TRL 1.12's __init__ never sets it
+        is_distributed_loading_by_transformers = False
+
         def train(self, resume_from_checkpoint: str | None = None) -> None:
             if resume_from_checkpoint:
                 raise UserError("TRL 1.12's PPOTrainer cannot resume from a checkpoint; start over with --overwrite")
             super().train()
+
+        @contextmanager
+        def _unwrapped(self) -> Iterator[None]:
+            wrapped, self.model = self.model, self.accelerator.unwrap_model(self.model)
+            try:
+                yield
+            finally:
+                self.model = wrapped
+
+        def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+            with self._unwrapped():
+                super().save_model(output_dir, _internal_call)
+
+        def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+            with self._unwrapped():
+                super().create_model_card(*args, **kwargs)
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "objective/scores" in logs:

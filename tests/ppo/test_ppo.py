@@ -100,3 +100,23 @@ def test_bad_input_is_refused_before_any_output(tiny: dict[str, Path], tmp_path:
         res = _cli(args)
         assert res.returncode == 2 and expected in res.stderr and res.stderr.count("\n") == 1, res.stderr
     assert sorted(p.name for p in resumed.iterdir()) == ["checkpoints"] and not (tmp_path / "big").exists()
+
+
+def test_ppo_two_processes_ddp(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """2-process DDP on the CPU (recipes/accelerate/ddp.yaml): both ranks roll out, rank 0 saves the policy alone."""
+    out = tmp_path / "out"
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "accelerate" / "ddp.yaml"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(recipe), "--num_processes", "2",
+           "-m", "rlaif_uu", *_args(tiny, out, "--steps", "2", "batch_size=2", "learning_rate=1e-3", "save_steps=1")]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=540)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["launch"] == {"world_size": 2, "distributed_type": "MULTI_CPU", "zero_stage": None}
+    # TRL counts episodes over all ranks: 2 rollouts per rank and step
+    assert [h["episode"] for h in log["log_history"] if "reward" in h] == [4, 8]
+    before = _weights(tiny["policy"])
+    for folder in (out / "policy", out / "checkpoints" / "checkpoint-1"):
+        after = _weights(folder)
+        assert set(after) == set(before), folder  # the policy, not the DDP-wrapped policy + value model
+    assert sum(not torch.equal(before[k], _weights(out / "policy")[k]) for k in before) > len(before) // 2
