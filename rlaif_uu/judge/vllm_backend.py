@@ -88,7 +88,7 @@ class VLLMJudge:
         dtype: weights dtype (``auto``, ``float32``, ``bfloat16``, ...).
         seed: the engine's seed (decoding is greedy; this fixes anything else random).
         gpu_memory_utilization: share of GPU memory vLLM may take (default: vLLM's).
-        kv_cache_gb: KV cache size in GiB; on CPU default ``$VLLM_CPU_KVCACHE_SPACE`` or 1.
+        kv_cache_gb: KV cache size in GiB (default on CPU: 1; a set ``$VLLM_CPU_KVCACHE_SPACE`` wins, as in vLLM).
         threads: CPU only: cores the engine binds to (cores ``0..threads-1``; default: vLLM's choice).
         enforce_eager: skip ``torch.compile`` (starts much faster; see the throughput benchmark).
         top_logprobs: alternatives of the answer token to ask an older vLLM for (no ``logprob_token_ids``).
@@ -133,7 +133,6 @@ class VLLMJudge:
         self.kv_cache_gb = kv_cache_gb
         self._llm: Any | None = None
         self._verdict_ids: tuple[list[int], list[int]] = ([], [])
-        self.load_seconds: float | None = None
 
     @property
     def judge_id(self) -> str:
@@ -173,8 +172,7 @@ class VLLMJudge:
             llm = LLM(**args)
         except (OSError, ValueError, RuntimeError) as exc:  # bad folder/config, or the engine process died while starting
             raise UserError(f"vllm judge: cannot start the engine for '{self.name}': {str(exc).splitlines()[0][:300]}") from None
-        self.load_seconds = time.monotonic() - start
-        log.info("vLLM engine ready in %.0f s", self.load_seconds)
+        log.info("vLLM engine ready in %.0f s", time.monotonic() - start)
         tokenizer = llm.get_tokenizer()
         if not getattr(tokenizer, "chat_template", None):
             raise UserError(f"the tokenizer of '{self.name}' has no chat template; an instruction-tuned model is needed to judge")
