@@ -106,7 +106,7 @@ def policy_init_kwargs(cfg: AlignConfig) -> dict[str, Any]:
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
         )
         if cuda:
-            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     return kwargs
 
 
