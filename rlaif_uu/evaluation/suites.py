@@ -170,8 +170,10 @@ def resolve_suites(names: list[str]) -> list[Suite]:
             else:
                 known = ", ".join([*available, *(f"{a} (= {t})" for a, t in ALIASES.items())])
                 raise UserError(f"unknown suite '{name}'; available: {known}, all, or a path to a suite YAML")
-    seen: set[str] = set()
-    unique = [s for s in out if not (s.name in seen or seen.add(s.name))]  # type: ignore[func-returns-value]
+    by_name: dict[str, Suite] = {}
+    for suite in out:
+        by_name.setdefault(suite.name, suite)  # a suite named twice runs once
+    unique = list(by_name.values())
     if not unique:
         raise UserError("no suites given; pass --suites NAME[,NAME...] (see `rlaif-uu eval --list-suites`)")
     return unique
