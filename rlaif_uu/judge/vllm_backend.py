@@ -89,7 +89,9 @@ class VLLMJudge:
         seed: the engine's seed (decoding is greedy; this fixes anything else random).
         gpu_memory_utilization: share of GPU memory vLLM may take (default: vLLM's).
         kv_cache_gb: KV cache size in GiB (default on CPU: 1; a set ``$VLLM_CPU_KVCACHE_SPACE`` wins, as in vLLM).
-        threads: CPU only: cores the engine binds to (cores ``0..threads-1``; default: vLLM's choice).
+        threads: CPU only: cores the engine binds to (cores ``0..threads-1``; default: vLLM's choice). On a
+            CPU shared with other jobs, leave it unset and export ``VLLM_CPU_OMP_THREADS_BIND=nobind``
+            (about 25% faster there: ``eval/results/judge_throughput.md``).
         enforce_eager: skip ``torch.compile`` (starts much faster; see the throughput benchmark).
         top_logprobs: alternatives of the answer token to ask an older vLLM for (no ``logprob_token_ids``).
 
