@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from rlaif_uu.config import load_config
-from rlaif_uu.pipeline.recipe import STAGES, RecipeConfig
+from rlaif_uu.pipeline import STAGES
 
 
 def add_parser(subparsers: Any) -> None:
@@ -27,6 +27,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed ``run`` command."""
+    from rlaif_uu.pipeline.recipe import RecipeConfig
     from rlaif_uu.pipeline.runner import run_recipe
 
     run_recipe(load_config(RecipeConfig, args.recipe, {"out": args.out}, args.overrides), args.from_stage, args.dry_run)

@@ -18,10 +18,10 @@ from rlaif_uu.align.config import AlignConfig
 from rlaif_uu.config import to_yaml
 from rlaif_uu.evaluation.runner import EvalConfig
 from rlaif_uu.judge.cli import LabelConfig
+from rlaif_uu.pipeline import STAGES
 from rlaif_uu.refine.config import RefineConfig
 from rlaif_uu.reward.cli import ExportConfig
 
-STAGES = ("label", "refine", "reward", "eval_before", "align", "eval_after", "compare")
 WIRED = "(set by the run)"
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from rlaif_uu.data.io import write_json
 from rlaif_uu.errors import UserError
-from rlaif_uu.pipeline.recipe import STAGES, RecipeConfig, stage_dirs, stage_hashes, wire
+from rlaif_uu.pipeline import STAGES
+from rlaif_uu.pipeline.recipe import RecipeConfig, stage_dirs, stage_hashes, wire
 
 
 def load_manifest(out: Path) -> dict[str, Any]:

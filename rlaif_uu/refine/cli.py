@@ -17,9 +17,7 @@ from rlaif_uu.data.io import Row, read_records, write_json, write_records
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.config import RefineConfig, build_backbone
-from rlaif_uu.refine.loop import refine
 from rlaif_uu.refine.priors import GoldSet, sample_gold
-from rlaif_uu.refine.report import plot_history
 
 MIN_GOLD = 10
 REFINE_COLUMNS = ("prompt", "response", "judge_label")
@@ -73,6 +71,9 @@ def _publish(tmp: Path, out: Path) -> None:
 
 def run_refine(cfg: RefineConfig) -> Path:
     """Run refinement end to end and write ``cfg.out`` (atomically: all or nothing)."""
+    from rlaif_uu.refine.loop import refine  # torch and matplotlib load only when a verb runs
+    from rlaif_uu.refine.report import plot_history
+
     out = Path(cfg.out)
     rows = read_records(cfg.input, required=REFINE_COLUMNS)
     gold = load_gold(rows, cfg.gold)

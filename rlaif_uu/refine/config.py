@@ -8,7 +8,6 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.refine.backbones import BACKBONES
 
 
 @dataclass
@@ -56,6 +55,8 @@ class RefineConfig:
 
 def build_backbone(cfg: BackboneConfig) -> Any:
     """Instantiate the backbone named by ``cfg.kind`` with the settings that are set."""
+    from rlaif_uu.refine.backbones import BACKBONES  # torch: imported only when a backbone is built
+
     if cfg.kind not in BACKBONES:
         raise UserError(f"backbone.kind '{cfg.kind}' is unknown; use one of {', '.join(BACKBONES)}")
     kw: dict[str, Any] = {"max_length": cfg.max_length}

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-MIN_DELTA = 0.05
-"""Below this θp − θn the two sets are too alike for UU learning (the coefficients blow up)."""
+from rlaif_uu.refine.priors import MIN_DELTA  # re-exported: below it the coefficients blow up
 
 
 @dataclass(frozen=True)

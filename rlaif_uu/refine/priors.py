@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.refine.losses import MIN_DELTA
+
+MIN_DELTA = 0.05  # θp − θn below this: the UU coefficients (divided by Δ) blow up
 
 Z95 = 1.959963984540054
 
