@@ -55,7 +55,9 @@ class RefineConfig:
 
 def build_backbone(cfg: BackboneConfig) -> Any:
     """Instantiate the backbone named by ``cfg.kind`` with the settings that are set."""
-    from rlaif_uu.refine.backbones import BACKBONES  # torch: imported only when a backbone is built
+    from rlaif_uu.refine.backbones import (
+        BACKBONES,  # torch: imported only when a backbone is built
+    )
 
     if cfg.kind not in BACKBONES:
         raise UserError(f"backbone.kind '{cfg.kind}' is unknown; use one of {', '.join(BACKBONES)}")

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine import losses
-from rlaif_uu.refine.priors import GoldSet, Priors, check_priors
+from rlaif_uu.refine.priors import MIN_DELTA, GoldSet, Priors, check_priors
 from rlaif_uu.refine.train import Backbone, Risk, fit, predict
 
 LOSSES = ("robust_uu", "uu", "pn")
@@ -219,7 +219,7 @@ def refine(
         if new.min() == new.max():
             stop = rec.note = f"iteration {t} put every row in one class; stopped"
             break
-        if new_priors.delta < losses.MIN_DELTA or np.isnan(new_priors.delta):
+        if new_priors.delta < MIN_DELTA or np.isnan(new_priors.delta):
             stop = rec.note = f"θp − θn = {new_priors.delta:.3f} after iteration {t} is too small to continue; stopped"
             break
         current, priors = new, new_priors

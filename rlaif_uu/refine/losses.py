@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 import torch
 
-from rlaif_uu.refine.priors import MIN_DELTA  # re-exported: below it the coefficients blow up
-
 
 @dataclass(frozen=True)
 class UUCoefficients:
