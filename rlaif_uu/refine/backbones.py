@@ -370,9 +370,9 @@ class FineTunedEncoder(_TransformerClassifier):
     def inputs(self, rows: np.ndarray) -> dict[str, Any]:
         if self.pooling == "cls":
             return super().inputs(rows)
-        out: dict[str, Any] = {}
         if self.cache:
             return {k: v.to(self.device) for k, v in padded_hidden_states(self.cache, rows).items()}
+        out: dict[str, Any] = {}
         for k, part in enumerate(self.parts):
             batch = self.tokenizer([part[i] for i in rows], padding=True, truncation=True, max_length=self.max_length,
                                    return_tensors="pt")
