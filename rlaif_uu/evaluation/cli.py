@@ -48,6 +48,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--judge", action="append", dest="judges", metavar="SPEC",
                    help="a judge scorer KIND[:key=value,...] as in `rlaif-uu label`; repeatable")
     p.add_argument("--reward", help="exported reward model folder (scorer)")
+    p.add_argument("--refusal-classifier", metavar="ENCODER",
+                   help="add a zero-shot refusal classifier on this encoder (e.g. all-minilm-l6-v2) to the refusal rules")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples per CI (default 2000)")
     p.add_argument("--cache", help="generation cache file (default: <asset cache>/eval-generations.sqlite)")
     p.add_argument("--judge-cache", help="verdict cache file (default: <asset cache>/judge-cache.sqlite)")
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_suites:
         return _list_suites()
     gen = {k: getattr(args, k) for k in GEN_FLAGS if getattr(args, k) is not None}
-    flags: dict[str, Any] = {k: getattr(args, k) for k in ("model", "out", "limit", "limit_seed", "reward", "bootstrap", "cache",
+    flags: dict[str, Any] = {k: getattr(args, k) for k in ("model", "out", "limit", "limit_seed", "reward", "refusal_classifier", "bootstrap", "cache",
                                                            "judge_cache", "threads", "overwrite", "progress")}
     flags["suites"] = [s for raw in args.suites for s in raw.split(",") if s.strip()] if args.suites else None
     if gen:

@@ -56,6 +56,7 @@ class EvalConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     judges: list[JudgeConfig] = field(default_factory=list)  # LLM/cheap judges scoring the completions
     reward: str | None = None  # exported reward model folder
+    refusal_classifier: str | None = None  # encoder for a zero-shot refusal classifier beside the rules (all-minilm-l6-v2)
     bootstrap: int = B_DEFAULT  # bootstrap resamples per interval
     bootstrap_seed: int = 0
     cache: str | None = None  # generation cache (default: <asset cache>/eval-generations.sqlite)
@@ -74,7 +75,7 @@ def _scorers(cfg: EvalConfig) -> tuple[dict[str, Any], Any]:
 
     scorers: dict[str, Any] = {}
     reward = RewardScorer(cfg.reward) if cfg.reward else None  # fail fast on a bad folder, before generating
-    scorers["refusal"] = RefusalScorer()
+    scorers["refusal"] = RefusalScorer(classifier=cfg.refusal_classifier)
     vcache = None
     if cfg.judges:
         vcache = VerdictCache(cfg.judge_cache or cache_dir() / "judge-cache.sqlite")
