@@ -26,14 +26,15 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from rlaif_uu.assets import QWEN_JUDGE, resolve_model
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Verdict
 from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render
+
+if TYPE_CHECKING:  # torch loads on the first forward pass: a fully cached rerun never imports it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class TransformersJudge:
         judge_responses: bool = True,
         threshold: float = 0.0,
         max_field_tokens: int = 512,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
         model_obj: Any | None = None,
         tokenizer_obj: Any | None = None,
         prefix_cache: bool = True,
@@ -101,7 +102,7 @@ class TransformersJudge:
         self._tokenizer: Any | None = None
         self._verdict_ids: tuple[list[int], list[int]] = ([], [])
         if model_obj is None:
-            self.ref, self.dtype = resolve_model(model), dtype  # fail fast on a bad path; load on first use
+            self.ref, self.dtype = resolve_model(model), dtype  # fail fast on a bad path; load on first use (fp32 default)
         else:
             if tokenizer_obj is None:
                 raise UserError("TransformersJudge: pass tokenizer_obj together with model_obj")
@@ -170,7 +171,6 @@ class TransformersJudge:
         messages = render(self.template, self._truncate(prompt), self._truncate(response) if self.judge_responses else None)
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    @torch.inference_mode()
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
         """Judge one batch (one forward pass).
 
@@ -185,11 +185,14 @@ class TransformersJudge:
             raise ValueError("prompts and responses differ in length")
         if not prompts:
             return []
+        import torch
+
         texts = [self.chat_text(p, r) for p, r in zip(prompts, responses)]
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
-        head, head_kv = self._head() if self.prefix_cache else ([], [])
-        shared = min([_common_prefix(head, row) for row in ids] + [min(len(row) for row in ids) - 1])
-        logits = self._forward([row[shared:] for row in ids], shared, head_kv)
+        with torch.inference_mode():
+            head, head_kv = self._head() if self.prefix_cache else ([], [])
+            shared = min([_common_prefix(head, row) for row in ids] + [min(len(row) for row in ids) - 1])
+            logits = self._forward([row[shared:] for row in ids], shared, head_kv)
         logp = torch.log_softmax(logits.float(), dim=-1)
         lp_unsafe = torch.logsumexp(logp[:, self.unsafe_ids], dim=-1)
         lp_safe = torch.logsumexp(logp[:, self.safe_ids], dim=-1)
@@ -204,6 +207,8 @@ class TransformersJudge:
             b = self.tokenizer.encode(self.chat_text("b", "b"), add_special_tokens=False)
             head = a[: _common_prefix(a, b)]
             kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+            import torch
+
             if head:
                 device = next(self.model.parameters()).device
                 with torch.inference_mode():
@@ -214,6 +219,7 @@ class TransformersJudge:
 
     def _forward(self, rows: list[list[int]], shared: int, head_kv: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """Next-token logits after each row; ``rows`` continue the first ``shared`` head tokens."""
+        import torch
         from transformers import DynamicCache
 
         device = next(self.model.parameters()).device
@@ -238,10 +244,12 @@ class TransformersJudge:
 
 
 @functools.lru_cache(maxsize=1)
-def _load(name: str, path: str, gguf_file: str | None, dtype: torch.dtype) -> tuple[Any, Any]:
+def _load(name: str, path: str, gguf_file: str | None, dtype: torch.dtype | None) -> tuple[Any, Any]:
     """Load (model, tokenizer); the last one loaded is kept so judges of one model share it."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    dtype = dtype or torch.float32
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     start = time.monotonic()
     log.info("loading judge %s (a GGUF is dequantized on load; the Qwen judge takes ~60 s)", name)
