@@ -92,3 +92,14 @@ def make_reward(tmp: Path) -> Path:
     base = tiny_bert(tmp / "tiny-bert")
     cls = train_classifier(base, tmp / "classifier")
     return export_reward(cls, tmp / "reward")
+
+
+BENIGN_PROMPTS = ["How do I bake bread?", "Name a colour."]
+
+
+def align_setup(tmp: Path) -> dict[str, Path]:
+    """What an alignment test needs: a tiny Llama policy, a real exported reward and harmful/benign prompt files."""
+    harm, benign = tmp / "harm.jsonl", tmp / "benign.jsonl"
+    harm.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in HARMFUL_PROMPTS))
+    benign.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in BENIGN_PROMPTS))
+    return {"policy": tiny_llama(tmp / "policy"), "reward": make_reward(tmp), "harm": harm, "benign": benign}

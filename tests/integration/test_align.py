@@ -19,19 +19,14 @@ from rlaif_uu.align.config import AlignConfig
 from rlaif_uu.align.trainer import check_config
 from rlaif_uu.config import load_config
 from rlaif_uu.errors import UserError
-from tests.tiny_models import HARMFUL_PROMPTS, make_reward, tiny_llama
+from tests.tiny_models import align_setup
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("align")
-    harm = tmp / "harm.jsonl"
-    harm.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in HARMFUL_PROMPTS))
-    benign = tmp / "benign.jsonl"
-    benign.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ["How do I bake bread?", "Name a colour."]))
-    return {"policy": tiny_llama(tmp / "policy"), "reward": make_reward(tmp), "harm": harm, "benign": benign}
+    return align_setup(tmp_path_factory.mktemp("align"))
 
 
 def _args(s: dict[str, Path], out: Path, *extra: str) -> list[str]:

@@ -5,7 +5,6 @@ PPO itself trains in the PPO tier (``bash scripts/tier_ppo.sh``, ``tests/ppo``).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -24,17 +23,14 @@ from rlaif_uu.align.run import run_align
 from rlaif_uu.config import load_config
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward import SafetyReward
-from tests.tiny_models import COMPLY, HARMFUL_PROMPTS, REFUSE, make_reward, tiny_llama
+from tests.tiny_models import COMPLY, HARMFUL_PROMPTS, REFUSE, align_setup
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("ppo-main")
-    harm = tmp / "harm.jsonl"
-    harm.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in HARMFUL_PROMPTS))
-    return {"policy": tiny_llama(tmp / "policy"), "reward": make_reward(tmp), "harm": harm}
+    return align_setup(tmp_path_factory.mktemp("ppo-main"))
 
 
 def test_missing_trl_ppo_is_one_clear_error_before_any_output(tiny: dict[str, Path], tmp_path: Path,
