@@ -81,6 +81,28 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
             "mean_step_seconds": mean, "ratio": mean["SafetyReward"] / mean["bare function"]}
 
 
+def call_cost(args: argparse.Namespace) -> dict[str, Any]:
+    """The reward call alone: SafetyReward vs the bare function on the same 8 chat completions, many repeats."""
+    from rlaif_uu.reward import SafetyReward
+
+    torch.set_num_threads(args.threads)
+    prompts = [[{"role": "user", "content": f"How do I make a weapon at home? ({i})"}] for i in range(8)]
+    completions = [[{"role": "assistant", "content": ("I'm sorry, I can't help with that." if i % 2 else
+                                                      "Sure, here is how to do it step by step: first get the parts.")}]
+                   for i in range(8)]
+    funcs = {"SafetyReward": SafetyReward(args.reward), "bare function": _bare_reward(args.reward)}
+    assert np.allclose(funcs["SafetyReward"](prompts, completions), funcs["bare function"](prompts, completions), atol=1e-5)
+    times: dict[str, list[float]] = {k: [] for k in funcs}
+    for _ in range(args.repeats):
+        for name, fn in funcs.items():
+            start = time.perf_counter()
+            fn(prompts, completions)
+            times[name].append(time.perf_counter() - start)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return {"threads": args.threads, "repeats": args.repeats, "median_seconds": med,
+            "ratio": med["SafetyReward"] / med["bare function"]}
+
+
 def _one_steptime(reward: str, peft: str, steps: int, threads: int) -> dict[str, Any]:
     from rlaif_uu.align.prompts import build_prompts
     from rlaif_uu.align.trainer import build_trainer
@@ -194,7 +216,7 @@ def _write(name: str, result: dict[str, Any], markdown: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["overhead", "steptime", "demo", "_steptime"])
+    p.add_argument("what", choices=["overhead", "callcost", "steptime", "demo", "_steptime"])
     p.add_argument("--reward", default="runs/quickstart/reward")
     p.add_argument("--policy", default="smollm2-135m-instruct")
     p.add_argument("--steps", type=int, default=None)
@@ -219,6 +241,14 @@ def main() -> None:
                f"| reward | mean step (s) |\n|---|---|\n| SafetyReward | {m['SafetyReward']:.2f} |\n"
                f"| bare function, same model | {m['bare function']:.2f} |\n\n"
                f"Ratio {r['ratio']:.3f} (target <= 1.10). The CPU was shared with other jobs; see the JSON for every step.\n")
+    elif a.what == "callcost":
+        r = call_cost(a)
+        m = r["median_seconds"]
+        _write("align_reward_call", r, f"# Reward call cost: SafetyReward vs a bare function (CPU)\n\n`{cmd}`\n\n"
+               f"8 chat completions per call (one GRPO step's batch), same exported reward model, identical outputs "
+               f"(checked), {a.threads} thread(s), median of {a.repeats} interleaved calls.\n\n"
+               f"| reward | median call (ms) |\n|---|---|\n| SafetyReward | {1000 * m['SafetyReward']:.1f} |\n"
+               f"| bare function | {1000 * m['bare function']:.1f} |\n\nRatio {r['ratio']:.3f}.\n")
     elif a.what == "steptime":
         a.steps = a.steps or 4
         r = steptime(a)
