@@ -7,6 +7,7 @@ values given for those keys in a recipe are replaced.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,22 +59,16 @@ def wire(cfg: RecipeConfig) -> dict[str, Any]:
     """Each stage's config with its inputs and outputs set under ``cfg.out`` (stage -> config object)."""
     d = stage_dirs(Path(cfg.out))
     labelled = d["label"] / "labelled.jsonl"
-    label = _replace(cfg.label, input=cfg.data.corpus, out=str(labelled), overwrite=True)
-    refine = _replace(cfg.refine, input=str(labelled), gold=cfg.data.gold, out=str(d["refine"]), overwrite=True)
-    reward = _replace(cfg.reward, source=str(d["refine"]), out=str(d["reward"]), overwrite=True)
-    align = _replace(cfg.align, reward=str(d["reward"]), out=str(d["align"]), overwrite=True)
-    before = _replace(cfg.eval, model=cfg.align.policy, reward=str(d["reward"]), out=str(d["eval_before"]), overwrite=True)
-    after = _replace(cfg.eval, model=str(d["align"] / "policy"), reward=str(d["reward"]), out=str(d["eval_after"]),
+    label = dataclasses.replace(cfg.label, input=cfg.data.corpus, out=str(labelled), overwrite=True)
+    refine = dataclasses.replace(cfg.refine, input=str(labelled), gold=cfg.data.gold, out=str(d["refine"]), overwrite=True)
+    reward = dataclasses.replace(cfg.reward, source=str(d["refine"]), out=str(d["reward"]), overwrite=True)
+    align = dataclasses.replace(cfg.align, reward=str(d["reward"]), out=str(d["align"]), overwrite=True)
+    before = dataclasses.replace(cfg.eval, model=cfg.align.policy, reward=str(d["reward"]), out=str(d["eval_before"]), overwrite=True)
+    after = dataclasses.replace(cfg.eval, model=str(d["align"] / "policy"), reward=str(d["reward"]), out=str(d["eval_after"]),
                      overwrite=True)
     compare = {"before": str(d["eval_before"]), "after": str(d["eval_after"]), "out": str(d["compare"])}
     return {"label": label, "refine": refine, "reward": reward, "eval_before": before, "align": align,
             "eval_after": after, "compare": compare}
-
-
-def _replace(obj: Any, **changes: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
 
 
 DEPENDS = {"label": (), "refine": ("label",), "reward": ("refine",), "eval_before": ("reward",), "align": ("reward",),

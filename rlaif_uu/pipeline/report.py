@@ -63,11 +63,11 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
         f"Judges: {', '.join(report['judges'])}. Gold labels: {cfg.data.gold or 'the corpus gold_label column'}"
         + (f" ({cfg.data.gold_note})" if cfg.data.gold_note else "") + ".", "",
         "## Refinement", "",
-        f"Gold accuracy per iteration (0 = the judge's labels): {ref.get('gold_accuracy_per_iteration')}; "
-        f"selected iteration {ref.get('selected_iteration')} ({ref.get('stop_reason')}). Plot: `refine/history.png`.", "",
+        (f"Gold accuracy per iteration (0 = the judge's labels): {ref.get('gold_accuracy_per_iteration')}; "
+         f"selected iteration {ref.get('selected_iteration')} ({ref.get('stop_reason')}). Plot: `refine/history.png`."), "",
         "## Alignment", "",
-        f"{ali.get('algorithm')}: {ali.get('steps')} steps in {ali.get('seconds', 0):.0f} s; mean reward "
-        f"{ali.get('reward_first')} (first step) -> {ali.get('reward_last')} (last). Plot: `align/reward_curve.png`.", "",
+        (f"{ali.get('algorithm')}: {ali.get('steps')} steps in {ali.get('seconds', 0):.0f} s; mean reward "
+         f"{ali.get('reward_first')} (first step) -> {ali.get('reward_last')} (last). Plot: `align/reward_curve.png`."), "",
         "## Safety before and after", "",
         compare_md.read_text() if compare_md.is_file() else "(no comparison)", "",
         "Plot: `compare/compare.png`.", "",
