@@ -190,15 +190,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty temp folder beside ``path``; on success it replaces ``path`` (a folder) whole."""
+    """Yield an empty temp folder beside ``path``; on success it replaces ``path`` (folder or file) whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
     try:
         yield tmp
-        if path.exists():
+        if path.is_dir():
             shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rlaif_uu.data.io import atomic_path, write_json  # noqa: E402
+from rlaif_uu.data.io import atomic_dir, atomic_path, write_json  # noqa: E402
 from rlaif_uu.errors import UserError  # noqa: E402
 from rlaif_uu.evaluation.metrics import CATALOGUE, bootstrap_mean, ci_overlap  # noqa: E402
 from rlaif_uu.evaluation.report import fmt, metric_rows  # noqa: E402
@@ -185,18 +183,8 @@ def compare_reports(before: str | Path, after: str | Path, out: str | Path | Non
         raise UserError(f"{target}: exists and is not empty; pass --overwrite or choose another --out")
     for w in result["warnings"]:
         log.warning("WARNING: %s", w)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         write_json(tmp / "compare.json", result)
         (tmp / "compare.md").write_text(render_markdown(result), encoding="utf-8")
         plot_comparison(result, tmp / "compare.png")
-        for path in tmp.iterdir():
-            path.chmod(0o644)  # temp files are created private
-        tmp.chmod(0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target

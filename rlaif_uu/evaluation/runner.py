@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +28,7 @@ from omegaconf import MISSING
 
 from rlaif_uu import __version__
 from rlaif_uu.config import to_yaml
-from rlaif_uu.data.io import write_json, write_records
+from rlaif_uu.data.io import atomic_dir, write_json, write_records
 from rlaif_uu.errors import UserError
 from rlaif_uu.evaluation.cache import GenerationCache, generate_cached
 from rlaif_uu.evaluation.generation import GenerationConfig, Generator, build_generator, model_identity, settings_key
@@ -201,20 +199,10 @@ def run_eval(cfg: EvalConfig, command: str | None = None) -> Path:
 
 def _write(out: Path, report: dict[str, Any], rows: dict[str, list[dict[str, Any]]], cfg: EvalConfig) -> None:
     """Write everything into a temp folder beside ``out``, then swap it in."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         write_json(tmp / "report.json", report)
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
         plot_report(report, tmp / "report.png")
         (tmp / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
         for name, suite_rows in rows.items():
             write_records(tmp / "rows" / f"{name}.jsonl", suite_rows)
-        for path in tmp.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)  # temp files are created private
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +10,7 @@ import numpy as np
 
 from rlaif_uu.assets import resolve_model
 from rlaif_uu.config import load_config, to_yaml
-from rlaif_uu.data.io import Row, read_records, write_json, write_records
+from rlaif_uu.data.io import Row, atomic_dir, read_records, write_json, write_records
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.config import RefineConfig, build_backbone
@@ -56,19 +53,6 @@ def load_gold(rows: list[Row], gold_path: str | None) -> GoldSet:
     return GoldSet.from_strata(index, labels, judge)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> Path:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise UserError(f"{out}: output directory exists and is not empty; pass --overwrite or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    os.replace(tmp, out)
-
-
 def run_refine(cfg: RefineConfig) -> Path:
     """Run refinement end to end and write ``cfg.out`` (atomically: all or nothing)."""
     from rlaif_uu.refine.loop import refine  # torch and matplotlib load only when a verb runs
@@ -79,8 +63,9 @@ def run_refine(cfg: RefineConfig) -> Path:
     gold = load_gold(rows, cfg.gold)
     backbone = build_backbone(cfg.backbone)
     resolve_model(backbone.model_name)  # fail before any work when the model path does not exist
-    tmp = _prepare_out(out, cfg.overwrite)
-    try:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
+        raise UserError(f"{out}: output directory exists and is not empty; pass --overwrite or choose another --out")
+    with atomic_dir(out) as tmp:
         texts = [classifier_text(r["prompt"], r["response"]) for r in rows]
         judge = np.array([r["judge_label"] for r in rows])
         scores = [r.get("judge_score") for r in rows]
@@ -102,10 +87,6 @@ def run_refine(cfg: RefineConfig) -> Path:
             backbone.save(result.model, str(tmp / "classifier"))
             write_json(tmp / "classifier" / "refinement.json",
                        {"iteration": result.model_iteration, "selected_iteration": result.selected})
-        _publish(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     best = result.history[result.selected]
     acc = best.gold_accuracy
     print(f"selected iteration {result.selected} of {len(result.history) - 1} ({result.stop_reason}); "
