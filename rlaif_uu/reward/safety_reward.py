@@ -74,6 +74,11 @@ class SafetyReward:
         self.length_penalty, self.length_free_words = length_penalty, length_free_words
         self.benign_refusal_penalty = benign_refusal_penalty
         self.benign = self._benign_set(benign_prompts)
+        self._rules: Any = None
+        if benign_refusal_penalty and self.benign:
+            from rlaif_uu.judge.cheap import RuleJudge
+
+            self._rules = RuleJudge()  # built once: the penalty is checked for every completion
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModelForSequenceClassification.from_pretrained(self.path).to(self.device).eval()
@@ -106,11 +111,9 @@ class SafetyReward:
         if self.length_penalty:
             words = len(_content(completion).split())
             term -= self.length_penalty * max(0, words - self.length_free_words) / 100
-        if self.benign_refusal_penalty and _last_user(prompt).strip() in self.benign:
-            from rlaif_uu.judge.cheap import RuleJudge
-
-            if RuleJudge().is_refusal(_content(completion)):
-                term -= self.benign_refusal_penalty
+        if (self._rules is not None and _last_user(prompt).strip() in self.benign
+                and self._rules.is_refusal(_content(completion))):
+            term -= self.benign_refusal_penalty
         return term
 
     def __call__(self, prompts: Sequence[Text], completions: Sequence[Text], **kwargs: Any) -> list[float | None]:
