@@ -11,7 +11,7 @@ import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from rlaif_uu.errors import UserError
@@ -37,27 +37,40 @@ def _unknown_key(schema: type, key: str, source: str) -> UserError:
     return UserError(f"{source}: unknown config key '{key}'{hint}")
 
 
+def _yaml_layers(path: Path, seen: tuple[Path, ...]) -> list[tuple[str, Any]]:
+    """The YAML file's layers: its ``base`` chain first, then the file itself."""
+    if not path.exists():
+        raise UserError(f"{path}: config file not found" + (f" (the base of {seen[-1]})" if seen else ""))
+    if path.resolve() in seen:
+        raise UserError(f"{path}: 'base' files form a cycle; remove one of the base keys")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as exc:  # noqa: BLE001 - yaml raises several types
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    base = loaded.pop("base", None) if isinstance(loaded, DictConfig) else None
+    if base is None:
+        return [(str(path), loaded)]
+    if not isinstance(base, str):
+        raise UserError(f"{path}: 'base' must be the path of another YAML file")
+    return _yaml_layers(path.parent / base, (*seen, path.resolve())) + [(str(path), loaded)]
+
+
 def load_config(schema: type[T], yaml_path: str | None = None, flags: dict[str, Any] | None = None,
                 overrides: list[str] | None = None) -> T:
     """Merge the layers and return a validated instance of ``schema``.
 
     Args:
         schema: a dataclass type with defaults (``omegaconf.MISSING`` for required keys).
-        yaml_path: optional YAML file (a mapping of the schema's keys).
+        yaml_path: optional YAML file (a mapping of the schema's keys). A top-level
+            ``base: OTHER.yaml`` (relative to the file) loads that file first, so a recipe
+            can be another recipe plus a few changes.
         flags: values from CLI flags; ``None`` values are ignored.
         overrides: dotted ``key=value`` strings (``backbone.lr=1e-3``).
     """
     base = OmegaConf.structured(schema)
     layers = []
     if yaml_path:
-        path = Path(yaml_path)
-        if not path.exists():
-            raise UserError(f"{path}: config file not found")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as exc:  # noqa: BLE001 - yaml raises several types
-            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        layers.append((str(path), loaded))
+        layers += _yaml_layers(Path(yaml_path), ())
     if flags:
         layers.append(("command-line flags", OmegaConf.create({k: v for k, v in flags.items() if v is not None})))
     if overrides:

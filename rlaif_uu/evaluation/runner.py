@@ -51,6 +51,7 @@ class EvalConfig:
     suites: list[str] = field(default_factory=lambda: ["all"])  # built-in names, aliases, YAML paths, or all
     limit: int | None = None  # a fixed seeded subset of this many prompts per suite
     limit_seed: int = 0
+    holdout: dict[str, float] = field(default_factory=dict)  # suite -> fraction: only its prompts in align's hash hold-out
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     judges: list[JudgeConfig] = field(default_factory=list)  # LLM/cheap judges scoring the completions
     reward: str | None = None  # exported reward model folder
@@ -147,7 +148,7 @@ def run_eval(cfg: EvalConfig, command: str | None = None) -> Path:
 
         torch.set_num_threads(cfg.threads)
     suites = resolve_suites(cfg.suites)
-    prompts = {s.name: load_prompts(s, cfg.limit, cfg.limit_seed) for s in suites}  # bad prompt files fail before any work
+    prompts = {s.name: load_prompts(s, cfg.limit, cfg.limit_seed, cfg.holdout.get(s.name, 0.0)) for s in suites}  # bad prompt files fail before any work
     identity = model_identity(cfg.model, cfg.generation)
     key = settings_key(identity, cfg.generation)
     scorers, vcache = _scorers(cfg)
@@ -190,7 +191,7 @@ def run_eval(cfg: EvalConfig, command: str | None = None) -> Path:
         "generation": {**asdict(cfg.generation), "settings_key": key},
         "scorers": {n: {"kind": sc.kind, "id": sc.scorer_id} for n, sc in scorers.items()},
         "bootstrap": {"method": "percentile", "B": cfg.bootstrap, "seed": cfg.bootstrap_seed, "level": 0.95},
-        "limit": cfg.limit, "limit_seed": cfg.limit_seed, "suites": report_suites,
+        "limit": cfg.limit, "limit_seed": cfg.limit_seed, "holdout": dict(cfg.holdout), "suites": report_suites,
         "wall_seconds": round(time.monotonic() - start, 1), "command": command,
     }
     _write(out, report, rows_by_suite, cfg)

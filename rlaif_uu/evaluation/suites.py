@@ -204,18 +204,24 @@ def _adapter(suite: Suite) -> Callable[[], list[dict[str, Any]]]:
     }[src.adapter]
 
 
-def load_prompts(suite: Suite, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+def load_prompts(suite: Suite, limit: int | None = None, seed: int = 0, holdout: float = 0.0) -> list[dict[str, Any]]:
     """The suite's prompts as ``{"id", "prompt", "category"}`` rows, in source order.
 
     Args:
         suite: a validated suite.
         limit: keep a fixed random subset of this many prompts (seeded; source order kept).
         seed: seed of the subset.
+        holdout: keep only the prompts in this hash hold-out fraction (the ones
+            ``align.prompts.holdout`` keeps out of training), before ``limit``.
 
     Raises:
         UserError: the dataset package is missing (names the pip command), or a bad prompt file.
     """
     rows = [{"id": str(r["id"]), "prompt": r["prompt"], "category": r.get("category", "")} for r in _adapter(suite)()]
+    if holdout:
+        from rlaif_uu.align.prompts import in_holdout
+
+        rows = [r for r in rows if in_holdout(r["id"], holdout)]
     if limit is not None and limit < len(rows):
         if limit < 1:
             raise UserError(f"--limit must be >= 1, got {limit}")

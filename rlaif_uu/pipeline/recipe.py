@@ -30,9 +30,25 @@ WIRED = "(set by the run)"
 class DataSettings:
     """The run's inputs: the corpus to label and the gold labels refinement needs."""
 
-    corpus: str = MISSING  # JSONL/CSV/Parquet with prompt, response (and optionally id, gold_label)
+    corpus: str = MISSING  # JSONL/CSV/Parquet with prompt, response (optionally id, gold_label), or builtin:safety
     gold: str | None = None  # gold file (id + gold_label, e.g. from `rlaif-uu refine sample-gold`); None: corpus column
     gold_note: str = ""  # where the gold labels come from (shown in the report)
+    exclude_heldout: bool = True  # drop corpus rows whose prompt is an eval prompt held out of the training mix
+
+
+@dataclass
+class LaunchSettings:
+    """How the align stage runs: in this process (default) or under ``accelerate launch``.
+
+    With ``accelerate_config`` set, the run writes the align stage's config to
+    ``<run>/data/align.yaml`` and runs ``accelerate launch --config_file CONFIG
+    [--num_processes N] ARGS... -m rlaif_uu align --config <run>/data/align.yaml``
+    (DDP or DeepSpeed over several GPUs); every other stage stays in this process.
+    """
+
+    accelerate_config: str | None = None  # e.g. recipes/accelerate/zero3.yaml
+    num_processes: int | None = None  # default: the accelerate config's
+    args: list[str] = field(default_factory=list)  # more `accelerate launch` arguments, e.g. [--main_process_port, "29501"]
 
 
 @dataclass
@@ -47,6 +63,12 @@ class RecipeConfig:
     reward: ExportConfig = field(default_factory=lambda: ExportConfig(source=WIRED, out=WIRED))
     align: AlignConfig = field(default_factory=lambda: AlignConfig(reward=WIRED, out=WIRED))
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(model=WIRED, out=WIRED))
+    launch: LaunchSettings = field(default_factory=LaunchSettings)
+
+
+def corpus_path(out: Path) -> Path:
+    """The corpus the label stage judges (written by the run from ``data.corpus``)."""
+    return out / "data" / "corpus.jsonl"
 
 
 def stage_dirs(out: Path) -> dict[str, Path]:
@@ -59,13 +81,15 @@ def wire(cfg: RecipeConfig) -> dict[str, Any]:
     """Each stage's config with its inputs and outputs set under ``cfg.out`` (stage -> config object)."""
     d = stage_dirs(Path(cfg.out))
     labelled = d["label"] / "labelled.jsonl"
-    label = dataclasses.replace(cfg.label, input=cfg.data.corpus, out=str(labelled), overwrite=True)
+    label = dataclasses.replace(cfg.label, input=str(corpus_path(Path(cfg.out))), out=str(labelled), overwrite=True)
     refine = dataclasses.replace(cfg.refine, input=str(labelled), gold=cfg.data.gold, out=str(d["refine"]), overwrite=True)
     reward = dataclasses.replace(cfg.reward, source=str(d["refine"]), out=str(d["reward"]), overwrite=True)
     align = dataclasses.replace(cfg.align, reward=str(d["reward"]), out=str(d["align"]), overwrite=True)
-    before = dataclasses.replace(cfg.eval, model=cfg.align.policy, reward=str(d["reward"]), out=str(d["eval_before"]), overwrite=True)
-    after = dataclasses.replace(cfg.eval, model=str(d["align"] / "policy"), reward=str(d["reward"]), out=str(d["eval_after"]),
-                     overwrite=True)
+    ps = cfg.align.prompts
+    holdout = {s: ps.holdout for s in (ps.harmful, ps.benign) if s and ps.holdout > 0} | dict(cfg.eval.holdout)
+    before = dataclasses.replace(cfg.eval, model=cfg.align.policy, reward=str(d["reward"]), out=str(d["eval_before"]),
+                                 holdout=holdout, overwrite=True)
+    after = dataclasses.replace(before, model=str(d["align"] / "policy"), out=str(d["eval_after"]))
     compare = {"before": str(d["eval_before"]), "after": str(d["eval_after"]), "out": str(d["compare"])}
     return {"label": label, "refine": refine, "reward": reward, "eval_before": before, "align": align,
             "eval_after": after, "compare": compare}
@@ -75,22 +99,22 @@ DEPENDS = {"label": (), "refine": ("label",), "reward": ("refine",), "eval_befor
            "eval_after": ("align",), "compare": ("eval_before", "eval_after")}
 
 
-def _file_digest(path: str | None) -> str:
-    if not path or not Path(path).is_file():
-        return ""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def stage_hashes(stages: dict[str, Any], cfg: RecipeConfig) -> dict[str, str]:
     """A hash per stage of its config, its input files and its upstream stages' hashes.
 
     A change anywhere invalidates that stage and what depends on it, nothing else.
     """
-    inputs = {"label": _file_digest(cfg.data.corpus), "refine": _file_digest(cfg.data.gold)}
+    from rlaif_uu.pipeline.data import corpus_digest
+
+    ps = cfg.align.prompts
+    corpus = [corpus_digest(cfg.data.corpus), str(cfg.data.exclude_heldout), f"{ps.harmful}|{ps.benign}|{ps.holdout}"]
+    inputs = {"label": "|".join(corpus), "refine": corpus_digest(cfg.data.gold) if cfg.data.gold else ""}
     out: dict[str, str] = {}
     for name in STAGES:
         stage = stages[name]
         text = repr(sorted(stage.items())) if isinstance(stage, dict) else to_yaml(stage)
+        if name == "align":
+            text += to_yaml(cfg.launch)
         parts = [name, text, inputs.get(name, ""), *(out[d] for d in DEPENDS[name])]
         out[name] = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
     return out

@@ -1,4 +1,10 @@
-"""The run's final report: ``report.json`` + ``report.md`` gathering every stage's outputs and plots."""
+"""The run's final report: ``report.json`` + ``report.md`` gathering every stage's outputs and plots.
+
+Sections: the corpus and what judged it, the gold labels, refinement gain per iteration, the
+reward's calibration, the reward curve, safety before/after with 95% CIs (the headline table
+uses the refusal rules, a scorer other than the training reward), scorer agreement, and the
+time each stage took.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,27 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_uu.data.io import write_json
-from rlaif_uu.pipeline.recipe import RecipeConfig, stage_dirs
+from rlaif_uu.pipeline.recipe import RecipeConfig, corpus_path, stage_dirs
+
+HEADLINE_SCORER = "refusal"
 
 
 def _load(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _judges(d: dict[str, Path]) -> dict[str, Any] | None:
+    agreement = _load(d["label"] / "labelled.jsonl.agreement.json")
+    if agreement is None:
+        return None
+    return {"per_judge": {n: {k: j[k] for k in ("judge_id", "harmful", "safe", "abstained", "judged", "cached", "seconds")}
+                          for n, j in agreement["judges"].items()},
+            "kappa": agreement["kappa"], "aggregate": agreement["total"]}
+
+
+def _gold_rows(cfg: RecipeConfig) -> int | None:
+    path = Path(cfg.data.gold) if cfg.data.gold else None
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path and path.is_file() else None
 
 
 def _refinement(d: dict[str, Path]) -> dict[str, Any] | None:
@@ -21,7 +43,7 @@ def _refinement(d: dict[str, Path]) -> dict[str, Any] | None:
     its = history.get("iterations", [])
     acc = [it.get("gold_accuracy", {}).get("value") for it in its]
     return {"selected_iteration": history.get("selected_iteration"), "gold_accuracy_per_iteration": acc,
-            "n_gold": history.get("n_gold"), "stop_reason": history.get("stop_reason")}
+            "n_gold": history.get("n_gold"), "stop_reason": history.get("stop_reason"), "loss": history.get("loss")}
 
 
 def _alignment(d: dict[str, Path]) -> dict[str, Any] | None:
@@ -29,8 +51,10 @@ def _alignment(d: dict[str, Path]) -> dict[str, Any] | None:
     if log is None:
         return None
     rewards = [h["reward"] for h in log["log_history"] if "reward" in h]
+    k = max(1, len(rewards) // 5)
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
     return {"algorithm": log["algorithm"], "steps": log["steps"], "seconds": log["seconds"],
-            "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None}
+            "reward_first": mean(rewards[:k]), "reward_last": mean(rewards[-k:]), "reward_window": k}
 
 
 def _safety(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -41,39 +65,94 @@ def _safety(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
             for suite, s in report["suites"].items()}
 
 
+def _agreement(report: dict[str, Any] | None) -> dict[str, Any]:
+    return {suite: s.get("agreement", {}) for suite, s in (report or {}).get("suites", {}).items()}
+
+
+def _fmt(v: dict[str, Any] | None) -> str:
+    return "-" if not v else f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+
+
+def _headline(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    rows = ["| suite | metric | before [95% CI] | after [95% CI] | change |", "|---|---|---|---|---|"]
+    for suite, metrics in after.items():
+        for metric, by in metrics.items():
+            b, a = before.get(suite, {}).get(metric, {}).get(HEADLINE_SCORER), by.get(HEADLINE_SCORER)
+            if a is None:
+                continue
+            change = f"{a['value'] - b['value']:+.3f}" if b else "-"
+            rows.append(f"| {suite} | {metric} | {_fmt(b)} | {_fmt(a)} | {change} |")
+    return rows
+
+
+def _judge_lines(report: dict[str, Any], cfg: RecipeConfig) -> list[str]:
+    corpus, judges = report["corpus"] or {}, report["judges"] or {}
+    lines = [f"Corpus: {corpus.get('rows', '?')} rows from `{cfg.data.corpus}`"
+             + (f" ({corpus['dropped_heldout']} rows whose prompt the eval holds out were left out)"
+                if corpus.get("dropped_heldout") else "") + ". Every row was judged by every judge:", "",
+             "| judge | id | harmful | safe | abstained | newly judged | from cache | seconds |", "|---|---|---|---|---|---|---|---|"]
+    for name, j in judges.get("per_judge", {}).items():
+        lines.append(f"| {name} | `{j['judge_id']}` | {j['harmful']} | {j['safe']} | {j['abstained']} | {j['judged']} | "
+                     f"{j['cached']} | {j['seconds']} |")
+    agg = judges.get("aggregate", {})
+    if agg:
+        lines += ["", f"Aggregate ({agg.get('aggregate')}): {agg.get('harmful')} harmful, {agg.get('safe')} safe. "
+                  f"Cohen's κ between judges: {json.dumps(judges.get('kappa'))}."]
+    n = report["gold"]["n"]
+    lines += ["", f"Gold labels: {n if n is not None else 'the corpus gold_label column'}"
+              + (f" rows from `{cfg.data.gold}`" if cfg.data.gold else "")
+              + (f" ({cfg.data.gold_note})" if cfg.data.gold_note else "") + "."]
+    return lines
+
+
 def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path:
     """Write ``report.json`` and ``report.md`` in the run folder; returns the markdown path."""
     d = stage_dirs(out)
+    before, after = _load(d["eval_before"] / "report.json"), _load(d["eval_after"] / "report.json")
     report = {
         "recipe": cfg.name,
-        "gold": {"file": cfg.data.gold, "note": cfg.data.gold_note},
-        "judges": [j.name or j.kind for j in cfg.label.judges],
+        "corpus": _load(corpus_path(out).with_suffix(".json")),
+        "gold": {"file": cfg.data.gold, "n": _gold_rows(cfg), "note": cfg.data.gold_note},
+        "judges": _judges(d),
         "refinement": _refinement(d),
         "reward": (_load(d["reward"] / "rlaif_uu_reward.json") or {}).get("calibration"),
         "alignment": _alignment(d),
-        "safety_before": _safety(_load(d["eval_before"] / "report.json")),
-        "safety_after": _safety(_load(d["eval_after"] / "report.json")),
+        "eval_holdout": (before or {}).get("holdout"),
+        "safety_before": _safety(before),
+        "safety_after": _safety(after),
+        "agreement_after": _agreement(after),
         "seconds_per_stage": {k: round(v.get("seconds", 0.0), 1) for k, v in manifest["stages"].items()},
     }
     write_json(out / "report.json", report)
-    ref, ali = report["refinement"] or {}, report["alignment"] or {}
+    ref, ali, rew = report["refinement"] or {}, report["alignment"] or {}, report["reward"] or {}
     compare_md = d["compare"] / "compare.md"
+    acc = ref.get("gold_accuracy_per_iteration") or []
+    total = sum(report["seconds_per_stage"].values())
     lines = [
         f"# Run report: {cfg.name}", "",
-        f"Judges: {', '.join(report['judges'])}. Gold labels: {cfg.data.gold or 'the corpus gold_label column'}"
-        + (f" ({cfg.data.gold_note})" if cfg.data.gold_note else "") + ".", "",
+        "## Judges", "", *_judge_lines(report, cfg), "",
         "## Refinement", "",
-        (f"Gold accuracy per iteration (0 = the judge's labels): {ref.get('gold_accuracy_per_iteration')}; "
-         f"selected iteration {ref.get('selected_iteration')} ({ref.get('stop_reason')}). Plot: `refine/history.png`."), "",
+        (f"Loss `{ref.get('loss')}`. Gold accuracy per iteration (0 = the judge's labels): "
+         + ", ".join(f"{a:.3f}" if a is not None else "-" for a in acc)
+         + f"; selected iteration {ref.get('selected_iteration')} ({ref.get('stop_reason')}). "
+         f"Reward calibration: temperature {rew.get('temperature', float('nan')):.3f}, gold accuracy "
+         f"{rew.get('accuracy') if rew.get('accuracy') is not None else '-'} on {rew.get('n_gold', '-')} rows."), "",
+        "![refinement](refine/history.png)", "",
         "## Alignment", "",
         (f"{ali.get('algorithm')}: {ali.get('steps')} steps in {ali.get('seconds', 0):.0f} s; mean reward "
-         f"{ali.get('reward_first')} (first step) -> {ali.get('reward_last')} (last). Plot: `align/reward_curve.png`."), "",
+         f"{ali.get('reward_first', float('nan')):.3f} (first {ali.get('reward_window')} steps) -> "
+         f"{ali.get('reward_last', float('nan')):.3f} (last {ali.get('reward_window')})."), "",
+        "![reward curve](align/reward_curve.png)", "",
         "## Safety before and after", "",
+        f"Prompts: the eval suites; for the training mix's sources only the held-out prompts ({report['eval_holdout']}). "
+        f"Headline scorer: `{HEADLINE_SCORER}` (refusal rules, not the training reward).", "",
+        *_headline(report["safety_before"], report["safety_after"]), "",
+        "Every scorer, with the paired change per prompt:", "",
         compare_md.read_text() if compare_md.is_file() else "(no comparison)", "",
-        "Plot: `compare/compare.png`.", "",
+        "![before and after](compare/compare.png)", "",
         "## Time per stage (s)", "",
         "| stage | seconds |", "|---|---|",
-        *(f"| {k} | {v} |" for k, v in report["seconds_per_stage"].items()), "",
+        *(f"| {k} | {v} |" for k, v in report["seconds_per_stage"].items()), f"| total | {total:.1f} |", "",
     ]
     (out / "report.md").write_text("\n".join(lines))
     return out / "report.md"

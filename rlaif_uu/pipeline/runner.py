@@ -9,6 +9,8 @@ Ctrl-C leaves every finished stage in place, so the next run resumes.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from rlaif_uu.data.io import write_json
 from rlaif_uu.errors import UserError
 from rlaif_uu.pipeline import STAGES
-from rlaif_uu.pipeline.recipe import RecipeConfig, stage_dirs, stage_hashes, wire
+from rlaif_uu.pipeline.recipe import RecipeConfig, corpus_path, stage_dirs, stage_hashes, wire
 
 
 def load_manifest(out: Path) -> dict[str, Any]:
@@ -59,7 +61,10 @@ def validate(cfg: RecipeConfig) -> None:
     from rlaif_uu.evaluation.suites import resolve_suites
     from rlaif_uu.refine.config import build_backbone
 
-    read_records(cfg.data.corpus, required=("prompt",))
+    from rlaif_uu.pipeline.data import builtin_name
+
+    if builtin_name(cfg.data.corpus) is None:
+        read_records(cfg.data.corpus, required=("prompt",))
     if cfg.data.gold:
         read_records(cfg.data.gold, required=("gold_label",))
     for judge in cfg.label.judges:
@@ -68,12 +73,38 @@ def validate(cfg: RecipeConfig) -> None:
     resolve_model(build_backbone(cfg.refine.backbone).model_name)
     resolve_model(cfg.align.policy)
     resolve_suites(list(cfg.eval.suites))
+    if cfg.launch.accelerate_config and not Path(cfg.launch.accelerate_config).is_file():
+        raise UserError(f"launch.accelerate_config: {cfg.launch.accelerate_config} not found (see recipes/accelerate/)")
 
 
-def _run_stage(name: str, stage: Any) -> None:
+def launch_command(cfg: RecipeConfig, align_yaml: Path) -> list[str]:
+    """The ``accelerate launch`` command that runs the align stage from ``align_yaml``."""
+    la = cfg.launch
+    procs = ["--num_processes", str(la.num_processes)] if la.num_processes else []
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(la.accelerate_config), *procs,
+            *la.args, "-m", "rlaif_uu", "align", "--config", str(align_yaml)]
+
+
+def _launch_align(stage: Any, cfg: RecipeConfig) -> None:
+    from rlaif_uu.config import to_yaml
+
+    align_yaml = Path(cfg.out) / "data" / "align.yaml"
+    align_yaml.parent.mkdir(parents=True, exist_ok=True)
+    align_yaml.write_text(to_yaml(stage))
+    cmd = launch_command(cfg, align_yaml)
+    print("launching:", " ".join(cmd), flush=True)
+    code = subprocess.run(cmd, check=False).returncode
+    if code != 0:
+        raise UserError(f"align under accelerate launch exited with {code} (its output is above); "
+                        f"fix it and rerun: finished stages are kept")
+
+
+def _run_stage(name: str, stage: Any, cfg: RecipeConfig) -> None:
     if name == "label":
         from rlaif_uu.judge.cli import run_label
+        from rlaif_uu.pipeline.data import write_corpus
 
+        write_corpus(cfg, corpus_path(Path(cfg.out)))
         run_label(stage)
     elif name == "refine":
         from rlaif_uu.refine.cli import run_refine
@@ -87,6 +118,8 @@ def _run_stage(name: str, stage: Any) -> None:
         from rlaif_uu.evaluation.runner import run_eval
 
         run_eval(stage)
+    elif name == "align" and cfg.launch.accelerate_config:
+        _launch_align(stage, cfg)
     elif name == "align":
         from rlaif_uu.align.run import run_align
 
@@ -121,7 +154,7 @@ def run_recipe(cfg: RecipeConfig, from_stage: str | None = None, dry_run: bool =
         write_json(out / "manifest.json", manifest)
         start = time.perf_counter()
         try:
-            _run_stage(name, stages[name])
+            _run_stage(name, stages[name], cfg)
         except BaseException as exc:
             entry.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                          seconds=time.perf_counter() - start)

@@ -86,3 +86,30 @@ def test_dry_run_reports_bad_paths_and_keys(tmp_path: Path, capsys: pytest.Captu
     assert main(["run", str(recipe), "--dry-run", "eval.suites=[harmbnch]"]) == 2
     assert "unknown suite 'harmbnch'" in capsys.readouterr().err
 
+
+
+def test_accelerate_launch_runs_the_align_stage_from_its_wired_config(tmp_path: Path) -> None:
+    from rlaif_uu.pipeline.runner import launch_command
+    from rlaif_uu.pipeline.recipe import wire
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(RecipeConfig, str(root / "recipes" / "multi_gpu.yaml"), {"out": str(tmp_path / "run")},
+                      ["launch.num_processes=3", "launch.args=[--main_process_port,29511]"])
+    cmd = launch_command(cfg, tmp_path / "align.yaml")
+    assert cmd[1:5] == ["-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/zero3.yaml"]
+    assert cmd[5:] == ["--num_processes", "3", "--main_process_port", "29511", "-m", "rlaif_uu", "align", "--config",
+                       str(tmp_path / "align.yaml")]
+    from rlaif_uu.config import to_yaml
+
+    (tmp_path / "align.yaml").write_text(to_yaml(wire(cfg)["align"]))  # what the run writes: align reads it back
+    from rlaif_uu.align.config import AlignConfig
+
+    back = load_config(AlignConfig, str(tmp_path / "align.yaml"))
+    assert back.reward == str(tmp_path / "run" / "reward") and back.vllm.mode == "server" and back.peft.kind == "none"
+    import dataclasses
+
+    from rlaif_uu.pipeline.recipe import LaunchSettings, stage_hashes
+
+    in_process = dataclasses.replace(cfg, launch=LaunchSettings())
+    ha, hb = stage_hashes(wire(cfg), cfg), stage_hashes(wire(in_process), in_process)
+    assert {k for k in ha if ha[k] != hb[k]} == {"align", "eval_after", "compare"}  # how align runs is part of its hash

@@ -30,3 +30,22 @@ def test_wrong_type_and_missing_value() -> None:
         load_config(RefineConfig, None, {"input": "a"})
     with pytest.raises(UserError, match="key=value"):
         load_config(RefineConfig, None, {"input": "a", "out": "b"}, ["iterations"])
+
+
+def test_base_file_is_loaded_first_and_relative_to_the_yaml(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.yaml").write_text("input: a.jsonl\nout: o\niterations: 3\nbackbone:\n  lr: 0.5\n  epochs: 7\n")
+    (tmp_path / "sub" / "mid.yaml").write_text("base: ../base.yaml\niterations: 4\n")
+    (tmp_path / "sub" / "top.yaml").write_text("base: mid.yaml\nbackbone:\n  lr: 0.1\n")
+    cfg = load_config(RefineConfig, str(tmp_path / "sub" / "top.yaml"), None, ["seed=2"])
+    assert (cfg.input, cfg.iterations, cfg.backbone.lr, cfg.backbone.epochs, cfg.seed) == ("a.jsonl", 4, 0.1, 7, 2)
+
+
+def test_base_errors_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(UserError, match="cycle"):
+        load_config(RefineConfig, str(tmp_path / "a.yaml"))
+    (tmp_path / "c.yaml").write_text("base: nope.yaml\n")
+    with pytest.raises(UserError, match=r"nope.yaml: config file not found \(the base of .*c.yaml\)"):
+        load_config(RefineConfig, str(tmp_path / "c.yaml"))

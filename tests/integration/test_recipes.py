@@ -1,0 +1,72 @@
+"""Every recipe in recipes/ loads and dry-runs; the quickstart's smoke variant runs end to end on the real models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlaif_uu.align.config import AlignConfig
+from rlaif_uu.cli import main
+from rlaif_uu.config import load_config
+from rlaif_uu.pipeline import STAGES
+from rlaif_uu.pipeline.recipe import RecipeConfig
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+RUN_RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+
+def test_there_are_run_recipes() -> None:
+    names = {p.stem for p in RUN_RECIPES}
+    assert {"quickstart", "quickstart_raw_judge", "quickstart_smoke", "one_gpu", "multi_gpu"} <= names
+
+
+@pytest.mark.parametrize("recipe", RUN_RECIPES, ids=lambda p: p.stem)
+def test_recipe_opens_with_its_command_and_dry_runs(recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    comment = recipe.read_text().splitlines()
+    assert comment[0].startswith("# ")
+    assert any(f"rlaif-uu run recipes/{recipe.name}" in line for line in comment[:8] if line.startswith("#"))
+    monkeypatch.chdir(ROOT)  # recipes name repo files (gold rows, accelerate configs) relative to the root
+    assert main(["run", str(recipe), "--dry-run", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "nothing was run" in out and all(f"] {s}" in out for s in STAGES)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "recipes" / "align").glob("*.yaml")), ids=lambda p: p.stem)
+def test_align_recipes_load(recipe: Path) -> None:
+    cfg = load_config(AlignConfig, str(recipe), {"reward": "r", "out": "o"})
+    assert cfg.steps > 0 and cfg.policy
+
+
+def test_ablation_differs_from_the_quickstart_only_in_refinement_and_names() -> None:
+    qs = load_config(RecipeConfig, str(ROOT / "recipes" / "quickstart.yaml"))
+    raw = load_config(RecipeConfig, str(ROOT / "recipes" / "quickstart_raw_judge.yaml"))
+    assert (raw.refine.loss, raw.refine.iterations, raw.refine.select) == ("pn", 1, "last")
+    assert (qs.label, qs.align, qs.eval, qs.data, qs.reward) == (raw.label, raw.align, raw.eval, raw.data, raw.reward)
+
+
+def test_quickstart_smoke_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(ROOT)
+    run = tmp_path / "run"
+    cache = [f"label.cache={tmp_path / 'verdicts.sqlite'}", f"eval.cache={tmp_path / 'gen.sqlite'}"]
+    assert main(["run", "recipes/quickstart_smoke.yaml", "--out", str(run), *cache]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [manifest["stages"][s]["status"] for s in STAGES] == ["done"] * len(STAGES)
+    report = json.loads((run / "report.json").read_text())
+    # the corpus left out the rows whose prompt the eval holds out, and the eval measured only held-out prompts
+    assert 0 < report["corpus"]["dropped_heldout"] < report["corpus"]["rows"] + report["corpus"]["dropped_heldout"]
+    held = json.loads((run / "eval_before" / "report.json").read_text())["holdout"]
+    assert held == {"donotanswer": 0.5, "benign": 0.5}
+    assert report["gold"]["n"] == 50 and report["refinement"]["gold_accuracy_per_iteration"][0] is not None
+    assert set(report["safety_after"]) == {"donotanswer", "benign", "overrefusal"}
+    md = (run / "report.md").read_text()
+    for section in ("## Judges", "## Refinement", "## Alignment", "## Safety before and after", "## Time per stage"):
+        assert section in md
+    capsys.readouterr()
+    assert main(["run", "recipes/quickstart_smoke.yaml", "--out", str(run), "--dry-run", *cache]) == 0
+    assert capsys.readouterr().out.count(" skip ") == len(STAGES)  # a rerun would redo nothing
