@@ -18,6 +18,7 @@ from rlaif_uu.refine.priors import GoldSet, sample_gold
 
 MIN_GOLD = 10
 REFINE_COLUMNS = ("prompt", "response", "judge_label")
+METHODS = ("robust_uu", "neighbourhood", "confident", "ensemble", "active")
 
 
 def load_gold(rows: list[Row], gold_path: str | None) -> GoldSet:
@@ -53,8 +54,21 @@ def load_gold(rows: list[Row], gold_path: str | None) -> GoldSet:
     return GoldSet.from_strata(index, labels, judge)
 
 
-def run_refine(cfg: RefineConfig) -> Path:
-    """Run refinement end to end and write ``cfg.out`` (atomically: all or nothing)."""
+def run_refine(cfg: RefineConfig) -> Path | None:
+    """Run ``cfg.method`` end to end and write ``cfg.out`` (atomically: all or nothing).
+
+    ``active`` returns ``None`` while its labelling queue waits for a person.
+    """
+    if cfg.method not in METHODS:
+        raise UserError(f"method '{cfg.method}' is unknown; use one of {', '.join(METHODS)}")
+    if cfg.method == "active":
+        from rlaif_uu.refine.queue import run_active_queue
+
+        return run_active_queue(cfg)
+    if cfg.method != "robust_uu":
+        from rlaif_uu.refine.methods import run_method
+
+        return run_method(cfg)
     from rlaif_uu.refine.loop import refine  # torch and matplotlib load only when a verb runs
     from rlaif_uu.refine.report import plot_history
 
@@ -116,12 +130,15 @@ def add_parser(subparsers: Any) -> None:
     """Register ``refine`` and ``sample-gold`` on the main parser."""
     p = subparsers.add_parser(
         "refine",
-        help="refine noisy judge labels into a robust classifier (iterative robust UU learning)",
-        description="Refine judge labels with iterative robust unlabeled-unlabeled learning. Settings: "
-        "dataclass defaults < --config YAML < flags < dotted overrides (e.g. backbone.lr=1e-3). "
-        "Draw the gold rows to label first with `rlaif-uu refine sample-gold --help`.",
+        help="refine noisy judge labels into a robust classifier (robust UU, neighbourhood, confident, ensemble, active)",
+        description="Refine judge labels: iterative robust unlabeled-unlabeled learning (default), or --method "
+        "neighbourhood (SiDyP-style kNN candidates), confident (confident learning), ensemble (several judges' "
+        "<name>_label columns, Dawid-Skene), active (a human labelling queue; also `rlaif-uu refine active ...`). "
+        "Settings: dataclass defaults < --config YAML < flags < dotted overrides (e.g. backbone.lr=1e-3, "
+        "neighbourhood.k=20). Draw the gold rows to label first with `rlaif-uu refine sample-gold --help`.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--method", choices=METHODS, help="refiner (default robust_uu); also as the first word: `refine active ...`")
     p.add_argument("--input", help="JSONL/CSV/Parquet/saved-dataset with prompt, response, judge_label")
     p.add_argument("--gold", help="gold file with id and gold_label (default: the input's gold_label column)")
     p.add_argument("--out", help="output directory")
@@ -134,6 +151,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--select", choices=["gold", "last"], help="which iteration to return (default gold)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace a non-empty --out")
+    p.add_argument("--queue", help="active: labelling queue file (.jsonl/.csv), created when missing; rerun after filling human_label")
+    p.add_argument("--budget", type=int, help="active: rows a person labels in all (default 100)")
+    p.add_argument("--batch", type=int, help="active: rows per round (default 25)")
+    p.add_argument("--simulate-from", dest="simulate_from", help="active: answer the queue from this file's gold_label (simulated annotator)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     s = subparsers.add_parser(
         "sample-gold",
@@ -153,6 +174,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the parsed ``refine`` command."""
     flags = {k: getattr(args, k) for k in ("input", "gold", "out", "loss", "lam", "iterations", "select", "seed", "overwrite")}
     flags["backbone"] = {k: v for k, v in (("kind", args.backbone_kind), ("model", args.model)) if v is not None}
-    cfg = load_config(RefineConfig, args.config, flags, args.overrides)
+    flags["active"] = {k: getattr(args, k) for k in ("queue", "budget", "batch", "simulate_from") if getattr(args, k) is not None}
+    overrides = list(args.overrides or [])
+    if overrides and overrides[0] in METHODS:  # `rlaif-uu refine active --queue ...`
+        if args.method and args.method != overrides[0]:
+            raise UserError(f"method given twice: '{overrides[0]}' and --method {args.method}; give one")
+        flags["method"] = overrides.pop(0)
+    else:
+        flags["method"] = args.method
+    cfg = load_config(RefineConfig, args.config, flags, overrides)
     run_refine(cfg)
     return 0

@@ -35,11 +35,62 @@ class BackboneConfig:
 
 
 @dataclass
+class NeighbourhoodConfig:
+    """``--method neighbourhood`` (SiDyP-style candidate retrieval + iterative refinement)."""
+
+    k: int = 10  # neighbours among the rows judged clean
+    certain: float = 0.8  # kNN share of the dominant label that makes it the only candidate
+    two: float = 0.95  # summed share of the dominant two that makes them the candidates (>2 classes)
+    noisy_threshold: float = 0.5  # GMM posterior of the high-distance component that flags a row
+    checkpoints: int = 10  # training-dynamics snapshots
+    rounds: int = 3  # dynamic-prior refinement rounds
+    alpha: float = 0.5  # weight of the classifier against the prior per round
+    distance: str = "signed"  # signed | cosine (the paper's)
+    embedding_model: str = "all-minilm-l6-v2"  # sentence encoder for the neighbour search
+
+
+@dataclass
+class ConfidentConfig:
+    """``--method confident`` (confident learning, prune by noise rate)."""
+
+    folds: int = 5
+    relabel: str = "pruned"  # pruned | all
+
+
+@dataclass
+class EnsembleConfig:
+    """``--method ensemble``: several judges' ``<name>_label`` columns aggregated by estimated accuracy."""
+
+    judges: Optional[list[str]] = None  # judge names (default: every <name>_label column but judge/gold/refined/human)
+    aggregate: str = "dawid_skene"  # dawid_skene | gold_accuracy | majority
+    model: str = "two_coin"  # dawid_skene: two_coin | one_coin
+    then: str = "robust_uu"  # robust_uu | classifier | none: what the aggregate labels feed
+    allow_missing: bool = False  # let a judge's missing labels abstain instead of refusing the input
+
+
+@dataclass
+class ActiveConfig:
+    """``--method active`` / ``rlaif-uu refine active``: the human-in-the-loop queue."""
+
+    queue: Optional[str] = None  # labelling queue file (.jsonl or .csv); its state sits beside it
+    budget: int = 100  # rows a person labels in all
+    batch: int = 25  # rows per round
+    strategy: str = "mixed"  # mixed | uncertainty | random
+    w_uncertainty: float = 1.0
+    w_model_judge: float = 1.0
+    w_judges: float = 1.0
+    human_weight: int = 3  # a human-labelled row counts this many times in training
+    simulate_from: Optional[str] = None  # file with id + gold_label: answer the queue from it (tests, benchmarks)
+    answers: Optional[str] = None  # a Label Studio JSON export (or id + human_label file) to merge into the queue
+
+
+@dataclass
 class RefineConfig:
     """``rlaif-uu refine`` settings."""
 
     input: str = MISSING
     out: str = MISSING
+    method: str = "robust_uu"  # robust_uu | neighbourhood | confident | ensemble | active
     gold: Optional[str] = None  # gold file (id + gold_label); default: the input's gold_label column
     loss: str = "robust_uu"  # robust_uu | uu | pn
     lam: float = -0.001
@@ -51,6 +102,10 @@ class RefineConfig:
     seed: int = 0
     overwrite: bool = False
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    neighbourhood: NeighbourhoodConfig = field(default_factory=NeighbourhoodConfig)
+    confident: ConfidentConfig = field(default_factory=ConfidentConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    active: ActiveConfig = field(default_factory=ActiveConfig)
 
 
 def build_backbone(cfg: BackboneConfig) -> Any:
