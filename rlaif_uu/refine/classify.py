@@ -31,7 +31,7 @@ class RefinerOutput:
 def split_pool(pool: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) positions: a random ``val_fraction`` of ``pool`` (at least 2 rows) is held out to pick the epoch."""
     perm = np.random.default_rng(seed).permutation(np.asarray(pool, dtype=int))
-    n_val = max(2, int(round(val_fraction * len(perm))))
+    n_val = max(2, round(val_fraction * len(perm)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 

@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.refine.classify import RefinerOutput, logits_for, out_of_fold_logits, sigmoid, train_on_labels
+from rlaif_uu.refine.classify import (
+    RefinerOutput,
+    logits_for,
+    out_of_fold_logits,
+    sigmoid,
+    train_on_labels,
+)
 from rlaif_uu.refine.train import Backbone
 
 RELABEL = ("pruned", "all")
@@ -64,7 +70,7 @@ def prune_by_noise_rate(probs: np.ndarray, labels: np.ndarray, joint: np.ndarray
         for j in range(k):
             if i == j:
                 continue
-            m = min(int(round(n * q[i, j])), len(members))
+            m = min(round(n * q[i, j]), len(members))
             if m <= 0:
                 continue
             margin = probs[members, j] - probs[members, i]

@@ -102,7 +102,12 @@ def judge_columns(rows: list[Row], names: list[str] | None, source: str) -> tupl
 
 
 def _ensemble(cfg: RefineConfig, rows: list[Row], texts: list[str], backbone: Any) -> tuple[RefinerOutput, dict[str, Any], np.ndarray, GoldSet | None]:
-    from rlaif_uu.refine.ensemble import accuracy_weighted, check_coverage, dawid_skene, majority
+    from rlaif_uu.refine.ensemble import (
+        accuracy_weighted,
+        check_coverage,
+        dawid_skene,
+        majority,
+    )
 
     ec = cfg.ensemble
     if ec.aggregate not in AGGREGATES or ec.then not in THEN:

@@ -25,9 +25,20 @@ from typing import Any
 import numpy as np
 
 from rlaif_uu.data.io import Row, _iter_rows, read_records, write_json, write_records
-from rlaif_uu.data.schema import ACCEPTED_LABELS, LABEL_NAMES, classifier_text, parse_label
+from rlaif_uu.data.schema import (
+    ACCEPTED_LABELS,
+    LABEL_NAMES,
+    classifier_text,
+    parse_label,
+)
 from rlaif_uu.errors import UserError
-from rlaif_uu.refine.active import QueryWeights, check_budget, query_scores, select, train_with_answers
+from rlaif_uu.refine.active import (
+    QueryWeights,
+    check_budget,
+    query_scores,
+    select,
+    train_with_answers,
+)
 from rlaif_uu.refine.classify import RefinerOutput, sigmoid
 from rlaif_uu.refine.config import RefineConfig
 
@@ -159,7 +170,13 @@ def run_active_queue(cfg: RefineConfig) -> Path | None:
     from rlaif_uu.assets import resolve_model
     from rlaif_uu.refine.cli import REFINE_COLUMNS
     from rlaif_uu.refine.config import build_backbone
-    from rlaif_uu.refine.methods import check_out, gold_summary, judge_columns, optional_gold, write_output
+    from rlaif_uu.refine.methods import (
+        check_out,
+        gold_summary,
+        judge_columns,
+        optional_gold,
+        write_output,
+    )
 
     ac = cfg.active
     if not ac.queue:

@@ -54,7 +54,7 @@ def _rows(path: Path) -> list[dict]:
 
 def test_neighbourhood_without_gold(tmp_path: Path, corpus: Path, tiny: str, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"
-    code, stdout, err = _run(capsys, "refine", "--method", "neighbourhood", "--input", str(corpus), "--out", str(out),
+    code, _stdout, err = _run(capsys, "refine", "--method", "neighbourhood", "--input", str(corpus), "--out", str(out),
                              "--model", tiny, "neighbourhood.k=5", "backbone.epochs=20")
     assert code == 0, err
     rows = _rows(out / "refined.jsonl")
@@ -69,7 +69,7 @@ def test_neighbourhood_without_gold(tmp_path: Path, corpus: Path, tiny: str, cap
 
 def test_confident_learning_with_gold(tmp_path: Path, corpus: Path, gold: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"
-    code, stdout, err = _run(capsys, "refine", "--method", "confident", "--input", str(corpus), "--gold", str(gold),
+    code, _stdout, err = _run(capsys, "refine", "--method", "confident", "--input", str(corpus), "--gold", str(gold),
                              "--out", str(out), "backbone.epochs=40")
     assert code == 0, err
     history = json.loads((out / "history.json").read_text())
@@ -84,7 +84,7 @@ def test_confident_learning_with_gold(tmp_path: Path, corpus: Path, gold: Path, 
 def test_ensemble_weighs_judges_by_accuracy(then: str, tmp_path: Path, gold: Path, tiny: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"
-    code, stdout, err = _run(capsys, "refine", "--method", "ensemble", "--input", str(_judged(tmp_path)), "--gold", str(gold),
+    code, _stdout, err = _run(capsys, "refine", "--method", "ensemble", "--input", str(_judged(tmp_path)), "--gold", str(gold),
                              "--out", str(out), "--model", tiny, f"ensemble.then={then}", "--iterations", "1")
     assert code == 0, err
     diag = json.loads((out / "history.json").read_text())["diagnostics"]
@@ -95,7 +95,7 @@ def test_ensemble_weighs_judges_by_accuracy(then: str, tmp_path: Path, gold: Pat
 
 def test_active_simulated_spends_the_budget(tmp_path: Path, corpus: Path, tiny: str, capsys: pytest.CaptureFixture[str]) -> None:
     queue, out = tmp_path / "q.jsonl", tmp_path / "o"
-    code, stdout, err = _run(capsys, "refine", "active", "--input", str(corpus), "--queue", str(queue), "--budget", "20",
+    code, _stdout, err = _run(capsys, "refine", "active", "--input", str(corpus), "--queue", str(queue), "--budget", "20",
                              "--batch", "8", "--simulate-from", str(_truth_file(tmp_path)), "--out", str(out), "--model", tiny)
     assert code == 0, err
     asked = _rows(queue)
@@ -141,7 +141,7 @@ def test_active_reads_a_label_studio_export(tmp_path: Path, corpus: Path, tiny: 
     export = [t | {"annotations": [{"result": [{"from_name": "human_label", "to_name": "response", "type": "choices",
                                                 "value": {"choices": [TRUTH[t["data"]["row_id"]]]}}]}]} for t in tasks]
     (tmp_path / "export.json").write_text(json.dumps(export))
-    code, stdout, err = _run(capsys, *argv, f"active.answers={tmp_path / 'export.json'}")
+    code, _stdout, err = _run(capsys, *argv, f"active.answers={tmp_path / 'export.json'}")
     assert code == 0, err
     assert all(r["human_label"] == TRUTH[r["id"]] for r in _rows(queue)) and (out / "refined.jsonl").exists()
 
