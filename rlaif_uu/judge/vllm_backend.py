@@ -30,8 +30,6 @@ worker processes: a script that builds a :class:`VLLMJudge` itself must run it u
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Sequence
 from importlib.util import find_spec
 from typing import Any
@@ -42,6 +40,7 @@ from rlaif_uu.assets import resolve_model
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Verdict
 from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render
+from rlaif_uu.vllm_engine import EngineOptions, shutdown_engine, start_engine
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +120,17 @@ class VLLMJudge:
     ) -> None:
         require_vllm()
         check_template(template, judge_responses)
-        if top_logprobs < 1 or (threads is not None and threads < 1) or (kv_cache_gb is not None and kv_cache_gb <= 0):
-            raise UserError("vllm judge: top_logprobs and threads must be >= 1 and kv_cache_gb > 0")
+        if top_logprobs < 1:
+            raise UserError(f"vllm judge: top_logprobs must be >= 1 (got {top_logprobs})")
+        self.engine_options = EngineOptions(max_model_len=max_model_len, dtype=dtype, seed=seed,
+                                            gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb,
+                                            threads=threads, enforce_eager=enforce_eager)
+        self.engine_options.check("vllm judge: ")
         self.ref = resolve_model(model)
         if self.ref.gguf_file:
             raise UserError(f"vllm judge: '{model}' is a GGUF file; give vLLM an HF folder (for SmolLM2: smollm2-135m-instruct)")
         self.name, self.template, self.judge_responses, self.threshold = model, template, judge_responses, threshold
-        self.max_field_tokens, self.top_logprobs, self.threads = max_field_tokens, top_logprobs, threads
-        self.engine_args: dict[str, Any] = {"model": self.ref.path, "dtype": dtype, "seed": seed, "enforce_eager": enforce_eager,
-                                            "max_model_len": max_model_len, "trust_remote_code": False, "disable_log_stats": True}
-        if gpu_memory_utilization is not None:
-            self.engine_args["gpu_memory_utilization"] = gpu_memory_utilization
-        self.kv_cache_gb = kv_cache_gb
+        self.max_field_tokens, self.top_logprobs = max_field_tokens, top_logprobs
         self._llm: Any | None = None
         self._verdict_ids: tuple[list[int], list[int]] = ([], [])
 
@@ -156,25 +154,7 @@ class VLLMJudge:
     def _start(self) -> None:
         from rlaif_uu.judge.transformers_backend import verdict_token_ids
 
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # before vllm is imported: its INFO lines drown the progress bar
-        from vllm import LLM
-        from vllm.platforms import current_platform
-
-        args = dict(self.engine_args)
-        if current_platform.is_cpu():
-            if self.threads is not None:
-                os.environ["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{self.threads - 1}" if self.threads > 1 else "0"
-            if self.kv_cache_gb is None and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-                self.kv_cache_gb = 1.0
-        if self.kv_cache_gb is not None:
-            args["kv_cache_memory_bytes"] = int(self.kv_cache_gb * 2**30)
-        start = time.monotonic()
-        log.info("starting the vLLM engine for %s (model load, compile and KV cache: a minute or more on CPU)", self.name)
-        try:
-            llm = LLM(**args)
-        except (OSError, ValueError, RuntimeError) as exc:  # bad folder/config, or the engine process died while starting
-            raise UserError(f"vllm judge: cannot start the engine for '{self.name}': {str(exc).splitlines()[0][:300]}") from None
-        log.info("vLLM engine ready in %.0f s", time.monotonic() - start)
+        llm = start_engine(self.ref.path, self.engine_options, f"vllm judge for '{self.name}'")
         tokenizer = llm.get_tokenizer()
         if not getattr(tokenizer, "chat_template", None):
             raise UserError(f"the tokenizer of '{self.name}' has no chat template; an instruction-tuned model is needed to judge")
@@ -249,8 +229,5 @@ class VLLMJudge:
 
     def close(self) -> None:
         """Shut the engine down (its worker processes exit)."""
-        if self._llm is not None:
-            core = getattr(self._llm.llm_engine, "engine_core", None)
-            if core is not None and hasattr(core, "shutdown"):
-                core.shutdown()
-            self._llm = None
+        shutdown_engine(self._llm)
+        self._llm = None
