@@ -1,6 +1,6 @@
 """Write the refinement quickstart's inputs from the offline gold corpus and committed judge verdicts.
 
-    .venv/bin/python eval/make_demo.py --out runs/quickstart/data [--judge qwen@0.4] [--n-gold 50]
+    .venv/bin/python eval/make_demo.py --out runs/refine_demo/data [--judge qwen@0.4] [--n-gold 50]
 
 Writes ``corpus.jsonl`` (prompt, response, judge_label, judge_score; no gold) and
 ``gold.jsonl``: the rows ``rlaif-uu refine sample-gold`` would ask a human to

@@ -46,6 +46,11 @@ def _refinement(d: dict[str, Path]) -> dict[str, Any] | None:
             "n_gold": history.get("n_gold"), "stop_reason": history.get("stop_reason"), "loss": history.get("loss")}
 
 
+def _reward(d: dict[str, Path]) -> dict[str, Any] | None:
+    meta = _load(d["reward"] / "rlaif_uu_reward.json")
+    return None if meta is None else {"temperature": meta.get("temperature"), **meta.get("calibration", {})}
+
+
 def _alignment(d: dict[str, Path]) -> dict[str, Any] | None:
     log = _load(d["align"] / "train_log.json")
     if log is None:
@@ -73,7 +78,9 @@ def _fmt(v: dict[str, Any] | None) -> str:
     return "-" if not v else f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
 
 
-def _headline(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+def headline(report: dict[str, Any]) -> list[str]:
+    """Safety before and after by the headline scorer, as markdown table rows."""
+    before, after = report["safety_before"], report["safety_after"]
     rows = ["| suite | metric | before [95% CI] | after [95% CI] | change |", "|---|---|---|---|---|"]
     for suite, metrics in after.items():
         for metric, by in metrics.items():
@@ -115,7 +122,7 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
         "gold": {"file": cfg.data.gold, "n": _gold_rows(cfg), "note": cfg.data.gold_note},
         "judges": _judges(d),
         "refinement": _refinement(d),
-        "reward": (_load(d["reward"] / "rlaif_uu_reward.json") or {}).get("calibration"),
+        "reward": _reward(d),
         "alignment": _alignment(d),
         "eval_holdout": (before or {}).get("holdout"),
         "safety_before": _safety(before),
@@ -146,7 +153,7 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
         "## Safety before and after", "",
         f"Prompts: the eval suites; for the training mix's sources only the held-out prompts ({report['eval_holdout']}). "
         f"Headline scorer: `{HEADLINE_SCORER}` (refusal rules, not the training reward).", "",
-        *_headline(report["safety_before"], report["safety_after"]), "",
+        *headline(report), "",
         "Every scorer, with the paired change per prompt:", "",
         compare_md.read_text() if compare_md.is_file() else "(no comparison)", "",
         "![before and after](compare/compare.png)", "",

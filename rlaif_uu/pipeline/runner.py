@@ -63,6 +63,9 @@ def validate(cfg: RecipeConfig) -> None:
 
     from rlaif_uu.pipeline.data import builtin_name
 
+    if cfg.refine.method == "active":
+        raise UserError("refine.method=active waits for a person between rounds, so a recipe cannot run it: run "
+                        "`rlaif-uu refine active` by hand, then set data.gold to the answered queue")
     if builtin_name(cfg.data.corpus) is None:
         read_records(cfg.data.corpus, required=("prompt",))
     if cfg.data.gold:
@@ -162,8 +165,9 @@ def run_recipe(cfg: RecipeConfig, from_stage: str | None = None, dry_run: bool =
             raise
         entry.update(status="done", seconds=time.perf_counter() - start, finished=time.time())
         write_json(out / "manifest.json", manifest)
-    from rlaif_uu.pipeline.report import write_report
+    from rlaif_uu.pipeline.report import headline, write_report
 
     report = write_report(cfg, out, manifest)
+    print("\n".join(headline(json.loads((out / "report.json").read_text()))))
     print(f"run finished: {report}")
     return out

@@ -113,3 +113,9 @@ def test_accelerate_launch_runs_the_align_stage_from_its_wired_config(tmp_path: 
     in_process = dataclasses.replace(cfg, launch=LaunchSettings())
     ha, hb = stage_hashes(wire(cfg), cfg), stage_hashes(wire(in_process), in_process)
     assert {k for k in ha if ha[k] != hb[k]} == {"align", "eval_after", "compare"}  # how align runs is part of its hash
+
+
+def test_a_recipe_cannot_run_the_active_learning_refiner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = _recipe(tmp_path)
+    assert main(["run", str(recipe), "--dry-run", "refine.method=active"]) == 2
+    assert "rlaif-uu refine active" in capsys.readouterr().err
