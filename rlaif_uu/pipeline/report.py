@@ -103,8 +103,11 @@ def _judge_lines(report: dict[str, Any], cfg: RecipeConfig) -> list[str]:
                      f"{j['cached']} | {j['seconds']} |")
     agg = judges.get("aggregate", {})
     if agg:
-        lines += ["", f"Aggregate ({agg.get('aggregate')}): {agg.get('harmful')} harmful, {agg.get('safe')} safe. "
-                  f"Cohen's κ between judges: {json.dumps(judges.get('kappa'))}."]
+        kappa = judges.get("kappa") or {}
+        names = list(kappa)
+        pairs = [f"{a} vs {b} {kappa[a][b]:.3f}" for i, a in enumerate(names) for b in names[i + 1:]]
+        lines += ["", f"Aggregate ({agg.get('aggregate')}): {agg.get('harmful')} harmful, {agg.get('safe')} safe."
+                  + (f" Cohen's κ between judges: {', '.join(pairs)}." if pairs else "")]
     n = report["gold"]["n"]
     lines += ["", f"Gold labels: {n if n is not None else 'the corpus gold_label column'}"
               + (f" rows from `{cfg.data.gold}`" if cfg.data.gold else "")
