@@ -59,9 +59,8 @@ def validate(cfg: RecipeConfig) -> None:
     from rlaif_uu.assets import resolve_model
     from rlaif_uu.data.io import read_records
     from rlaif_uu.evaluation.suites import resolve_suites
-    from rlaif_uu.refine.config import build_backbone
-
     from rlaif_uu.pipeline.data import builtin_name
+    from rlaif_uu.refine.config import build_backbone
 
     if cfg.refine.method == "active":
         raise UserError("refine.method=active waits for a person between rounds, so a recipe cannot run it: run "
