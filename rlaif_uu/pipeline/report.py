@@ -9,6 +9,7 @@ time each stage took.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ def _judges(d: dict[str, Path]) -> dict[str, Any] | None:
 
 
 def _gold_rows(cfg: RecipeConfig) -> int | None:
-    path = Path(cfg.data.gold) if cfg.data.gold else None
-    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path and path.is_file() else None
+    from rlaif_uu.data.io import read_records
+
+    return len(read_records(cfg.data.gold, required=("gold_label",))) if cfg.data.gold else None
 
 
 def _refinement(d: dict[str, Path]) -> dict[str, Any] | None:
@@ -57,9 +59,9 @@ def _alignment(d: dict[str, Path]) -> dict[str, Any] | None:
         return None
     rewards = [h["reward"] for h in log["log_history"] if "reward" in h]
     k = max(1, len(rewards) // 5)
-    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    first, last = (statistics.fmean(w) if rewards else None for w in (rewards[:k], rewards[-k:]))
     return {"algorithm": log["algorithm"], "steps": log["steps"], "seconds": log["seconds"],
-            "reward_first": mean(rewards[:k]), "reward_last": mean(rewards[-k:]), "reward_window": k}
+            "reward_first": first, "reward_last": last, "reward_window": k}
 
 
 def _safety(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]:

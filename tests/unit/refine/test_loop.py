@@ -24,9 +24,9 @@ class SyntheticEncoder(FrozenEncoder):
         self.embeddings = torch.from_numpy(self.features.astype(np.float32))
 
 
-def _data(n: int = 600, seed: int = 0, sep: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+def _data(n: int = 600, seed: int = 0, sep: float = 2.5, pi: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    y = (rng.random(n) < 0.35).astype(int)
+    y = (rng.random(n) < pi).astype(int)
     x = rng.normal(size=(n, 8))
     x[:, 0] += sep * y
     return x, y

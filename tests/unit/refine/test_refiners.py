@@ -32,14 +32,11 @@ from rlaif_uu.refine.neighbourhood import (
     neighbourhood_refine,
 )
 from tests.unit.refine.test_loop import SyntheticEncoder
+from tests.unit.refine.test_loop import _data as gaussian_data
 
 
 def _data(n: int = 400, seed: int = 0, sep: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = (rng.random(n) < 0.4).astype(int)
-    x = rng.normal(size=(n, 8))
-    x[:, 0] += sep * y
-    return x, y
+    return gaussian_data(n, seed, sep, pi=0.4)
 
 
 def _flip(y: np.ndarray, rate: float, seed: int) -> np.ndarray:
