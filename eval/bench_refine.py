@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 
@@ -73,24 +74,12 @@ def judge_labels(name: str, y: np.ndarray, ids: list[str], seed: int) -> tuple[n
     return (scores > threshold).astype(int), scores
 
 
-def judge_posterior(g: np.ndarray, noisy: np.ndarray, gold: GoldSet, rows: np.ndarray) -> np.ndarray:
-    """Log-odds of harm on ``rows`` from the classifier logit g and the judge label ỹ together.
-
-    logit P(y=1 | g, ỹ) = α·g + β·ỹ + γ, fitted by weighted logistic regression on the gold rows
-    (weights: their inclusion weights). Under class-conditional judge noise, ỹ ⟂ x | y, so ỹ adds
-    evidence that g cannot hold. Valid on rows the classifier did not train on (the gold rows
-    and the benchmark's test split): on training rows g has already absorbed ỹ.
-    """
-    lr = LogisticRegression(C=1.0).fit(np.c_[g[gold.index], noisy[gold.index]], gold.labels, sample_weight=gold.weights)
-    return lr.decision_function(np.c_[g[rows], noisy[rows]])
-
-
-METHODS = ("pn", "uu", "oracle", "gold", "posterior")
+METHODS = ("pn", "uu", "oracle", "gold", "alone", "nostack", "recal")
 """Optional baselines; the raw judge, robust UU (50 gold) and the all-gold upper bound always run."""
 
 
 def run_seed(texts: list[str], y: np.ndarray, ids: list[str], judge: str, backbone: Any, seed: int,
-             n_gold: int, iterations: int, methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
+             n_gold: int, iterations: int, methods: tuple[str, ...] = METHODS, **refine_kw: Any) -> dict[str, Any]:
     """The chosen baselines plus raw judge, robust UU and all-gold for one (judge, seed)."""
     rng = np.random.default_rng(1000 + seed)
     test = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[: int(round(0.2 * (y == c).sum()))] for c in (0, 1)]))
@@ -109,7 +98,11 @@ def run_seed(texts: list[str], y: np.ndarray, ids: list[str], judge: str, backbo
     def from_logits(g: np.ndarray) -> dict[str, float]:
         return metrics(y[test], (g > 0).astype(int), g)
 
-    common = dict(judge_scores=scores, holdout=test, seed=seed)
+    def chosen(res: Any) -> dict[str, Any]:
+        """Test metrics of the iteration the default rule picked (0: the judge's own labels and scores)."""
+        return (out["raw judge"] if res.selected == 0 else from_logits(res.all_scores[res.selected][test])) | {"selected": res.selected}
+
+    common = dict(judge_scores=scores, holdout=test, seed=seed) | refine_kw
     for key, name, kw in (("pn", "PN on pseudo labels", dict(loss="pn", iterations=1, select="last")),
                           ("uu", "plain UU", dict(loss="uu", iterations=1, select="last"))):
         if key not in methods:
@@ -120,12 +113,19 @@ def run_seed(texts: list[str], y: np.ndarray, ids: list[str], judge: str, backbo
     out["robust UU (50 gold)"] = {}
     res = timed("robust UU (50 gold)", lambda: refine(texts, noisy, gold, backbone, iterations=iterations, **common))
     sel = res.selected
-    out["robust UU (50 gold)"] |= (
-        metrics(y[test], noisy[test], None if scores is None else scores[test]) if sel == 0 else from_logits(res.all_scores[sel][test])
-    ) | {"selected": sel}
-    if "posterior" in methods:  # diagnostic: the judge's label as a second feature, fitted on the gold rows
+    out["robust UU (50 gold)"] |= chosen(res)
+    if "nostack" in methods:  # the loop relabelling by the classifier alone (combine=none), same rule
+        out["robust UU, no stacking"] = {}
+        res_n = timed("robust UU, no stacking", lambda: refine(texts, noisy, gold, backbone, iterations=iterations,
+                                                               **(common | {"combine": "none"})))
+        out["robust UU, no stacking"] |= chosen(res_n)
+    if "recal" in methods:  # the judge's own score (or label) recalibrated on the gold rows: 50 labels, no classifier
+        ev = (noisy if scores is None else scores).astype(float)
+        lr = LogisticRegression().fit(ev[gold.index, None], gold.labels, sample_weight=gold.weights)
+        out[f"judge recalibrated on {n_gold} gold"] = from_logits(lr.decision_function(ev[test, None]))
+    if "alone" in methods:  # the classifier without the judge's verdict: what an exported reward model scores
         t = max(sel, 1)
-        out["robust UU + judge label (posterior)"] = from_logits(judge_posterior(res.all_scores[t], noisy, gold, test)) | {"iteration": t}
+        out["robust UU classifier alone"] = from_logits(res.classifier_scores[t][test]) | {"iteration": t}
     out["robust UU per iteration"] = {
         str(t): from_logits(g[test]) | {"gold_acc": res.history[t].gold_accuracy["value"]} for t, g in res.all_scores.items()
     }
@@ -247,6 +247,8 @@ def main() -> None:
     ap.add_argument("--n-gold", type=int, default=50)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    ap.add_argument("--refine", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="refine() keyword overrides for every method, e.g. margin_se=0 combine=none")
     ap.add_argument("--set", nargs="*", default=[], help="backbone overrides key=value (e.g. epochs=2)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 when sharing the CPU with another job)")
     ap.add_argument("--out", default=None)
@@ -259,6 +261,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+    refine_kw = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.refine)}
     cfg = load_config(BackboneConfig, flags={"kind": args.backbone}, overrides=args.set)
     backbone = build_backbone(cfg)
     corpus = build_safety_corpus(seed=0)
@@ -277,7 +280,7 @@ def main() -> None:
             t0 = time.perf_counter()
             try:
                 per_seed.append(run_seed(texts, y, ids, judge, backbone, seed, args.n_gold, args.iterations,
-                                         tuple(args.methods.split(","))))
+                                         tuple(args.methods.split(",")), **refine_kw))
             except UserError as exc:  # the tool refuses this judge (e.g. Δ too small): a result, not a crash
                 refused.append({"seed": seed, "error": str(exc)})
                 print(f"[{judge} seed {seed}] refused: {exc}", flush=True)

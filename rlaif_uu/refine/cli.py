@@ -85,7 +85,7 @@ def run_refine(cfg: RefineConfig) -> Path | None:
         scores = [r.get("judge_score") for r in rows]
         result = refine(
             texts, judge, gold, backbone, loss=cfg.loss, lam=cfg.lam, iterations=cfg.iterations,
-            val_fraction=cfg.val_fraction, flip_tol=cfg.flip_tol, select=cfg.select, margin_se=cfg.margin_se, seed=cfg.seed,
+            val_fraction=cfg.val_fraction, flip_tol=cfg.flip_tol, select=cfg.select, margin_se=cfg.margin_se, combine=cfg.combine, seed=cfg.seed,
             judge_scores=None if any(s is None for s in scores) else np.array(scores, dtype=float),
         )
         refined: list[dict[str, Any]] = []
@@ -108,6 +108,10 @@ def run_refine(cfg: RefineConfig) -> Path | None:
     if result.selected == 0:
         print("warning: no refinement iteration beat the judge's own labels on the gold rows; "
               "refined labels are the judge's (see history.png)")
+    elif best.gain_vs_judge["value"] <= best.gain_vs_judge["se"]:
+        print(f"note: iteration {result.selected} beats the judge on the gold rows by {best.gain_vs_judge['value']:+.3f} "
+              f"± {best.gain_vs_judge['se']:.3f} (SE), within noise; label more gold rows to tell, or set margin_se=1 "
+              "to keep the judge's labels unless the gain is clear")
     return out
 
 
@@ -149,6 +153,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--lam", type=float, help="λ of the robust correction (default -0.001)")
     p.add_argument("--iterations", type=int, help="maximum refinement iterations K (default 5)")
     p.add_argument("--select", choices=["gold", "last"], help="which iteration to return (default gold)")
+    p.add_argument("--combine", choices=["judge", "none"],
+                   help="relabel by the classifier stacked with the judge's score/label on the gold rows (judge, default) "
+                   "or by the classifier alone (none)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace a non-empty --out")
     p.add_argument("--queue", help="active: labelling queue file (.jsonl/.csv), created when missing; rerun after filling human_label")
@@ -172,7 +179,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed ``refine`` command."""
-    flags = {k: getattr(args, k) for k in ("input", "gold", "out", "loss", "lam", "iterations", "select", "seed", "overwrite")}
+    flags = {k: getattr(args, k) for k in ("input", "gold", "out", "loss", "lam", "iterations", "select", "combine", "seed", "overwrite")}
     flags["backbone"] = {k: v for k, v in (("kind", args.backbone_kind), ("model", args.model)) if v is not None}
     flags["active"] = {k: getattr(args, k) for k in ("queue", "budget", "batch", "simulate_from") if getattr(args, k) is not None}
     overrides = list(args.overrides or [])

@@ -98,7 +98,8 @@ class RefineConfig:
     val_fraction: float = 0.1
     flip_tol: float = 0.005
     select: str = "gold"  # gold | last
-    margin_se: float = 1.0  # gold rule: SEs of paired gain over the judge an iteration needs
+    margin_se: float = 0.0  # gold rule: SEs of paired gain over the judge an iteration needs
+    combine: str = "judge"  # judge: relabel by classifier + judge verdict stacked on the gold rows | none: classifier alone
     seed: int = 0
     overwrite: bool = False
     backbone: BackboneConfig = field(default_factory=BackboneConfig)

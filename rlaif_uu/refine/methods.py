@@ -153,7 +153,7 @@ def _ensemble(cfg: RefineConfig, rows: list[Row], texts: list[str], backbone: An
         raise UserError("ensemble.then=robust_uu needs gold rows for the priors: pass --gold FILE (or ensemble.then=classifier)")
     gold = GoldSet.from_strata(gold.index, gold.labels, agg)
     res = refine(texts, agg, gold, backbone, loss=cfg.loss, lam=cfg.lam, iterations=cfg.iterations, val_fraction=cfg.val_fraction,
-                 flip_tol=cfg.flip_tol, select=cfg.select, margin_se=cfg.margin_se, seed=cfg.seed, judge_scores=logodds)
+                 flip_tol=cfg.flip_tol, select=cfg.select, margin_se=cfg.margin_se, combine=cfg.combine, seed=cfg.seed, judge_scores=logodds)
     diag |= {"robust_uu": res.history_dict()}
     scores = res.scores if res.scores is not None else logodds
     return RefinerOutput(res.labels, scores, res.model, diag), diag, vote_labels, gold

@@ -74,11 +74,14 @@ def test_hurting_refinement_returns_the_judge_labels() -> None:
     y = (rng.random(n) < 0.4).astype(int)
     x = rng.normal(size=(n, 4))  # features carry no signal about y ...
     noisy = np.where(rng.random(n) < 0.05, 1 - y, y)  # ... and the judge is 95% right
-    res = _run(x, y, noisy, iterations=2, flip_tol=0.0)
+    res = _run(x, y, noisy, iterations=2, flip_tol=0.0, combine="none")
     accs = [r.gold_accuracy["value"] for r in res.history]
-    assert accs[0] > max(accs[1:])  # the history shows refinement hurting
+    assert accs[0] > max(accs[1:])  # the history shows refinement by the classifier alone hurting
     assert res.selected == 0 and (res.labels == noisy).all()
     assert res.model_iteration in (1, 2)  # the best trained classifier is still returned
+    stacked = _run(x, y, noisy, iterations=2, flip_tol=0.0)  # the default stacks the judge's verdict back in
+    assert min(r.gold_accuracy["value"] for r in stacked.history[1:]) >= accs[0] - 0.05
+    assert (stacked.labels == y).mean() >= (noisy == y).mean() - 0.02
 
 
 def test_last_rule_and_input_errors() -> None:
@@ -92,6 +95,8 @@ def test_last_rule_and_input_errors() -> None:
         _run(x, y, noisy, loss="hinge")
     with pytest.raises(UserError, match="at least 1"):
         _run(x, y, noisy, iterations=0)
+    with pytest.raises(UserError, match="combine 'vote'"):
+        _run(x, y, noisy, combine="vote")
 
 
 def _rec(t: int, acc: float, gain: float, se: float):  # noqa: ANN202
@@ -100,14 +105,15 @@ def _rec(t: int, acc: float, gain: float, se: float):  # noqa: ANN202
     return IterationRecord(t, {}, 0.5, 0, 0, {"value": acc}, {"value": gain, "se": se})
 
 
-def test_selection_needs_a_gain_beyond_one_standard_error() -> None:
+def test_selection_needs_a_gain_beyond_the_margin() -> None:
     from rlaif_uu.refine.loop import select_iteration
 
     hist = [_rec(0, 0.80, 0.0, 0.0), _rec(1, 0.83, 0.03, 0.04), _rec(2, 0.86, 0.06, 0.03), _rec(3, 0.86, 0.06, 0.02)]
-    assert select_iteration(hist) == 2  # 1 is within noise; 2 and 3 tie, the earliest wins
-    assert select_iteration(hist, margin_se=0.0) == 2
-    assert select_iteration(hist[:2]) == 0  # a gain inside one SE keeps the judge's labels
-    assert select_iteration(hist[:2], margin_se=0.0) == 1
+    assert select_iteration(hist) == 2  # 2 and 3 tie, the earliest wins
+    assert select_iteration(hist, margin_se=1.0) == 2  # 1 is within one SE
+    assert select_iteration(hist[:2]) == 1  # default margin 0: any gain
+    assert select_iteration(hist[:2], margin_se=1.0) == 0  # a gain inside one SE keeps the judge's labels
+    assert select_iteration([_rec(0, 0.80, 0.0, 0.0), _rec(1, 0.80, 0.0, 0.03)]) == 0  # no gain, no refinement
 
 
 def test_paired_gain_matches_accuracy_difference() -> None:
