@@ -40,6 +40,30 @@ def test_refine_writes_every_artefact(tmp_path: Path, corpus: Path, gold: Path, 
     assert refined_acc >= judge_acc
 
 
+def test_combine_stacks_the_judge_on_the_classifier(tmp_path: Path, corpus: Path, gold: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from rlaif_uu.data.schema import classifier_text
+    from rlaif_uu.reward.classifier import load_harm_scorer
+
+    runs = {}
+    for combine in ("judge", "none"):
+        out = tmp_path / combine
+        code, err = _run(capsys, "refine", "--input", str(corpus), "--gold", str(gold), "--out", str(out), "--iterations", "1",
+                         "--select", "last", "--combine", combine)
+        assert code == 0, err
+        rows = [json.loads(line) for line in (out / "refined.jsonl").read_text().splitlines()]
+        g = load_harm_scorer(out)([classifier_text(r["prompt"], r["response"]) for r in rows])
+        runs[combine] = (np.array([r["refined_score"] for r in rows]), g, rows)
+    s_none, g_none, _ = runs["none"]
+    s_judge, g_judge, rows = runs["judge"]
+    assert np.allclose(g_none, g_judge, atol=1e-4)  # iteration 1 trains on the judge's labels either way
+    assert np.allclose(s_none, g_none, atol=1e-4)  # none: the classifier's own logits
+    assert not np.allclose(s_judge, g_judge, atol=1e-2)  # judge: the stacked posterior log-odds
+    assert all((r["refined_label"] == "harmful") == (r["refined_score"] > 0) for r in rows)
+
+
 def test_same_config_gives_the_same_labels(tmp_path: Path, corpus: Path, gold: Path, capsys: pytest.CaptureFixture[str]) -> None:
     outs = []
     for name in ("a", "b"):
