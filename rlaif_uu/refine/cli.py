@@ -13,7 +13,7 @@ from rlaif_uu.config import load_config, to_yaml
 from rlaif_uu.data.io import Row, atomic_dir, read_records, write_json, write_records
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
-from rlaif_uu.refine.config import RefineConfig, build_backbone
+from rlaif_uu.refine.config import RefineConfig, build_backbone, loop_settings
 from rlaif_uu.refine.priors import GoldSet, sample_gold
 
 MIN_GOLD = 10
@@ -69,7 +69,9 @@ def run_refine(cfg: RefineConfig) -> Path | None:
         from rlaif_uu.refine.methods import run_method
 
         return run_method(cfg)
-    from rlaif_uu.refine.loop import refine  # torch and matplotlib load only when a verb runs
+    from rlaif_uu.refine.loop import (
+        refine,  # torch and matplotlib load only when a verb runs
+    )
     from rlaif_uu.refine.report import plot_history
 
     out = Path(cfg.out)
@@ -83,11 +85,8 @@ def run_refine(cfg: RefineConfig) -> Path | None:
         texts = [classifier_text(r["prompt"], r["response"]) for r in rows]
         judge = np.array([r["judge_label"] for r in rows])
         scores = [r.get("judge_score") for r in rows]
-        result = refine(
-            texts, judge, gold, backbone, loss=cfg.loss, lam=cfg.lam, iterations=cfg.iterations,
-            val_fraction=cfg.val_fraction, flip_tol=cfg.flip_tol, select=cfg.select, margin_se=cfg.margin_se, combine=cfg.combine, seed=cfg.seed,
-            judge_scores=None if any(s is None for s in scores) else np.array(scores, dtype=float),
-        )
+        result = refine(texts, judge, gold, backbone, **loop_settings(cfg),
+                        judge_scores=None if any(s is None for s in scores) else np.array(scores, dtype=float))
         refined: list[dict[str, Any]] = []
         for i, row in enumerate(rows):
             score = None if result.scores is None else float(result.scores[i])

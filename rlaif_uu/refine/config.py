@@ -109,6 +109,14 @@ class RefineConfig:
     active: ActiveConfig = field(default_factory=ActiveConfig)
 
 
+LOOP_KEYS = ("loss", "lam", "iterations", "val_fraction", "flip_tol", "select", "margin_se", "combine", "seed")
+
+
+def loop_settings(cfg: RefineConfig) -> dict[str, Any]:
+    """The keyword arguments of :func:`rlaif_uu.refine.loop.refine` that ``cfg`` sets."""
+    return {k: getattr(cfg, k) for k in LOOP_KEYS}
+
+
 def build_backbone(cfg: BackboneConfig) -> Any:
     """Instantiate the backbone named by ``cfg.kind`` with the settings that are set."""
     from rlaif_uu.refine.backbones import (

@@ -19,7 +19,7 @@ from rlaif_uu.data.io import Row, atomic_dir, read_records, write_json, write_re
 from rlaif_uu.data.schema import classifier_text, parse_label
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.classify import RefinerOutput
-from rlaif_uu.refine.config import RefineConfig
+from rlaif_uu.refine.config import RefineConfig, loop_settings
 from rlaif_uu.refine.priors import GoldSet
 
 NOT_JUDGES = ("judge", "gold", "refined", "human")
@@ -152,8 +152,7 @@ def _ensemble(cfg: RefineConfig, rows: list[Row], texts: list[str], backbone: An
     if gold is None:
         raise UserError("ensemble.then=robust_uu needs gold rows for the priors: pass --gold FILE (or ensemble.then=classifier)")
     gold = GoldSet.from_strata(gold.index, gold.labels, agg)
-    res = refine(texts, agg, gold, backbone, loss=cfg.loss, lam=cfg.lam, iterations=cfg.iterations, val_fraction=cfg.val_fraction,
-                 flip_tol=cfg.flip_tol, select=cfg.select, margin_se=cfg.margin_se, combine=cfg.combine, seed=cfg.seed, judge_scores=logodds)
+    res = refine(texts, agg, gold, backbone, **loop_settings(cfg), judge_scores=logodds)
     diag |= {"robust_uu": res.history_dict()}
     scores = res.scores if res.scores is not None else logodds
     return RefinerOutput(res.labels, scores, res.model, diag), diag, vote_labels, gold
