@@ -104,6 +104,10 @@ def run_refine(cfg: RefineConfig) -> Path | None:
     acc = best.gold_accuracy
     print(f"selected iteration {result.selected} of {len(result.history) - 1} ({result.stop_reason}); "
           f"gold accuracy {acc['value']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]; wrote {out}")
+    if best.stacking:
+        w = best.stacking
+        print(f"relabelled by the classifier stacked with the judge on the gold rows: "
+              f"{w['classifier']:.2f}·g {w['judge']:+.2f}·judge {w['intercept']:+.2f} (history.json: stacking)")
     if result.selected == 0:
         print("warning: no refinement iteration beat the judge's own labels on the gold rows; "
               "refined labels are the judge's (see history.png)")

@@ -73,6 +73,7 @@ class IterationRecord:
     gain_vs_judge: dict[str, float] = field(default_factory=dict)
     val_loss: float | None = None
     best_epoch: int | None = None
+    stacking: dict[str, float] = field(default_factory=dict)  # combine=judge: the weights of g, the judge and 1
     seconds: float = 0.0
     note: str = ""
 
@@ -221,11 +222,11 @@ def refine(
         model = backbone.new_model(seed + t)
         res = fit(backbone, model, _by_label(train_rows, current), _by_label(val_rows, current), risk, val_risk, seed + t, desc=f"iter {t}")
         g = predict(backbone, res.model, all_rows, desc=f"relabel {t}")
-        s = stack_with_judge(g, judge_evidence, gold) if combine == "judge" else g
+        s, weights = stack_with_judge(g, judge_evidence, gold) if combine == "judge" else (g, {})
         new = (s > 0).astype(int)
         new_priors = gold.priors(new)
         rec = _record(t, new, current, labels0, gold, new_priors, val_loss=res.best_val_loss, best_epoch=res.best_epoch,
-                      seconds=time.perf_counter() - t0)
+                      stacking=weights, seconds=time.perf_counter() - t0)
         history.append(rec)
         label_sets[t], scores[t], classifier_scores[t] = new, s, g
         if best_model is None or rec.gold_accuracy["value"] > history[best_model[0]].gold_accuracy["value"]:

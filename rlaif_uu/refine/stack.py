@@ -35,7 +35,7 @@ def _fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Logis
     return LogisticRegression(C=C).fit(features, labels, sample_weight=weights)
 
 
-def stack_with_judge(g: np.ndarray, judge: np.ndarray, gold: GoldSet) -> np.ndarray:
+def stack_with_judge(g: np.ndarray, judge: np.ndarray, gold: GoldSet) -> tuple[np.ndarray, dict[str, float]]:
     """Posterior log-odds of harm for every row from the classifier logits and the judge's evidence.
 
     Args:
@@ -44,16 +44,18 @@ def stack_with_judge(g: np.ndarray, judge: np.ndarray, gold: GoldSet) -> np.ndar
         gold: the gold rows (both classes present).
 
     Returns:
-        s for every row; gold rows hold out-of-fold values.
+        s for every row (gold rows hold out-of-fold values) and the fitted weights
+        ``{"classifier": α, "judge": γ, "intercept": β}`` of the fit on every gold row.
     """
     x = np.c_[np.asarray(g, dtype=float), np.asarray(judge, dtype=float)]
     idx, y, w = gold.index, gold.labels, gold.weights
     full = _fit(x[idx], y, w)
     if full is None:  # one-class gold cannot calibrate; check_priors normally refuses it first
-        return x[:, 0]
+        return x[:, 0], {}
     s = full.decision_function(x)
     n_folds = min(len(idx), MAX_FOLDS)
     for train, held in KFold(n_splits=n_folds, shuffle=True, random_state=0).split(idx):
         model = _fit(x[idx[train]], y[train], w[train])
         s[idx[held]] = (model if model is not None else full).decision_function(x[idx[held]])
-    return s
+    alpha, gamma = (float(c) for c in full.coef_[0])
+    return s, {"classifier": alpha, "judge": gamma, "intercept": float(full.intercept_[0])}

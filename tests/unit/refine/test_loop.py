@@ -82,6 +82,7 @@ def test_hurting_refinement_returns_the_judge_labels() -> None:
     stacked = _run(x, y, noisy, iterations=2, flip_tol=0.0)  # the default stacks the judge's verdict back in
     assert min(r.gold_accuracy["value"] for r in stacked.history[1:]) >= accs[0] - 0.05
     assert (stacked.labels == y).mean() >= (noisy == y).mean() - 0.02
+    assert set(stacked.history[1].stacking) == {"classifier", "judge", "intercept"} and not res.history[1].stacking
 
 
 def test_last_rule_and_input_errors() -> None:

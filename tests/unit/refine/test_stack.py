@@ -27,7 +27,8 @@ def test_stacking_beats_the_classifier_and_the_judge_under_class_conditional_noi
     wins = []
     for seed in range(5):
         gold = _gold(y, judge, seed=seed)
-        s = stack_with_judge(g, judge, gold)
+        s, weights = stack_with_judge(g, judge, gold)
+        assert weights["classifier"] > 0 and weights["judge"] > 0  # both carry evidence here
         rest = np.setdiff1d(np.arange(len(y)), gold.index)
         acc = lambda pred: ((pred[rest] > 0).astype(int) == y[rest]).mean()
         wins.append(acc(s) > max(acc(g), acc(judge - 0.5)))
@@ -37,10 +38,10 @@ def test_stacking_beats_the_classifier_and_the_judge_under_class_conditional_noi
 def test_gold_rows_get_out_of_fold_scores() -> None:
     y, g, judge = _ccn(seed=1)
     gold = _gold(y, judge)
-    s = stack_with_judge(g, judge, gold)
+    s, _ = stack_with_judge(g, judge, gold)
     i = 7
     flipped = GoldSet(gold.index, np.where(np.arange(len(gold)) == i, 1 - gold.labels, gold.labels), gold.weights)
-    s_flipped = stack_with_judge(g, judge, flipped)
+    s_flipped, _ = stack_with_judge(g, judge, flipped)
     assert s_flipped[gold.index[i]] == s[gold.index[i]]  # its own label never fits its own score
     others = np.setdiff1d(np.arange(len(y)), gold.index)
     assert not np.allclose(s_flipped[others], s[others])  # ... while the full fit uses it
@@ -49,6 +50,7 @@ def test_gold_rows_get_out_of_fold_scores() -> None:
 def test_an_uninformative_judge_leaves_the_classifier_in_charge() -> None:
     y, g, _ = _ccn(seed=2)
     coin = (np.random.default_rng(3).random(len(y)) < 0.5).astype(int)
-    s = stack_with_judge(g, coin, _gold(y, coin, n=200))
+    s, weights = stack_with_judge(g, coin, _gold(y, coin, n=200))
+    assert abs(weights["judge"]) < weights["classifier"]
     assert ((s > 0) == (g > 0)).mean() > 0.9
     assert np.corrcoef(s, g)[0, 1] > 0.9
