@@ -30,8 +30,8 @@ def test_stacking_beats_the_classifier_and_the_judge_under_class_conditional_noi
         s, weights = stack_with_judge(g, judge, gold)
         assert weights["classifier"] > 0 and weights["judge"] > 0  # both carry evidence here
         rest = np.setdiff1d(np.arange(len(y)), gold.index)
-        acc = lambda pred: ((pred[rest] > 0).astype(int) == y[rest]).mean()
-        wins.append(acc(s) > max(acc(g), acc(judge - 0.5)))
+        accs = [((pred[rest] > 0).astype(int) == y[rest]).mean() for pred in (s, g, judge - 0.5)]
+        wins.append(accs[0] > max(accs[1:]))
     assert sum(wins) >= 4
 
 
