@@ -69,9 +69,8 @@ def run_refine(cfg: RefineConfig) -> Path | None:
         from rlaif_uu.refine.methods import run_method
 
         return run_method(cfg)
-    from rlaif_uu.refine.loop import (
-        refine,  # torch and matplotlib load only when a verb runs
-    )
+    # torch and matplotlib load only when a verb runs
+    from rlaif_uu.refine.loop import refine
     from rlaif_uu.refine.report import plot_history
 
     out = Path(cfg.out)
