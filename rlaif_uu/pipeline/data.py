@@ -86,14 +86,19 @@ def load_corpus(cfg: RecipeConfig) -> tuple[list[Row], int]:
 def write_corpus(cfg: RecipeConfig, path: Path) -> int:
     """Write the corpus the label stage judges to ``path`` (and ``corpus.json``, its summary beside it).
 
-    Returns the number of rows dropped as held-out prompts.
+    The policy's on-policy answers (``data.on_policy``, :mod:`rlaif_uu.pipeline.on_policy`) follow
+    the corpus rows. Returns the number of rows dropped as held-out prompts.
     """
     from rlaif_uu.data.io import write_json, write_records
+    from rlaif_uu.pipeline.on_policy import on_policy_rows
 
     rows, dropped = load_corpus(cfg)
+    extra = on_policy_rows(cfg, progress=cfg.label.progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_records(path, rows)
-    write_json(path.with_suffix(".json"), {"source": cfg.data.corpus, "rows": len(rows), "dropped_heldout": dropped})
-    print(f"corpus: {len(rows)} rows from {cfg.data.corpus} -> {path}"
+    write_records(path, rows + extra)
+    write_json(path.with_suffix(".json"), {"source": cfg.data.corpus, "rows": len(rows) + len(extra),
+                                           "dropped_heldout": dropped, "on_policy": len(extra)})
+    print(f"corpus: {len(rows)} rows from {cfg.data.corpus}"
+          + (f" + {len(extra)} answers of {cfg.align.policy} to the training prompts" if extra else "") + f" -> {path}"
           + (f" ({dropped} rows with a held-out eval prompt left out)" if dropped else ""))
     return dropped

@@ -20,6 +20,7 @@ from rlaif_uu.config import to_yaml
 from rlaif_uu.evaluation.runner import EvalConfig
 from rlaif_uu.judge.cli import LabelConfig
 from rlaif_uu.pipeline import STAGES
+from rlaif_uu.pipeline.on_policy import OnPolicySettings
 from rlaif_uu.refine.config import RefineConfig
 from rlaif_uu.reward.cli import ExportConfig
 
@@ -32,8 +33,10 @@ class DataSettings:
 
     corpus: str = MISSING  # JSONL/CSV/Parquet with prompt, response (optionally id, gold_label), or builtin:safety
     gold: str | None = None  # gold file (id + gold_label, e.g. from `rlaif-uu refine sample-gold`); None: corpus column
+    gold_on_policy: str | None = None  # gold labels of on-policy rows (ids onpolicy-<k>-<prompt id>); joins gold when on_policy.samples > 0
     gold_note: str = ""  # where the gold labels come from (shown in the report)
     exclude_heldout: bool = True  # drop corpus rows whose prompt is an eval prompt held out of the training mix
+    on_policy: OnPolicySettings = field(default_factory=OnPolicySettings)  # the policy's answers to the training prompts
 
 
 @dataclass
@@ -71,6 +74,18 @@ def corpus_path(out: Path) -> Path:
     return out / "data" / "corpus.jsonl"
 
 
+def gold_files(cfg: RecipeConfig) -> list[str]:
+    """The gold files refinement reads: ``data.gold``, then ``data.gold_on_policy`` when on-policy rows are on."""
+    extra = [cfg.data.gold_on_policy] if cfg.data.gold_on_policy and cfg.data.on_policy.samples > 0 else []
+    return ([cfg.data.gold] if cfg.data.gold else []) + extra
+
+
+def gold_path(cfg: RecipeConfig) -> str | None:
+    """The gold file refine reads: the only gold file, or ``<run>/data/gold.jsonl`` joining several (None: none)."""
+    files = gold_files(cfg)
+    return None if not files else files[0] if len(files) == 1 else str(Path(cfg.out) / "data" / "gold.jsonl")
+
+
 def stage_dirs(out: Path) -> dict[str, Path]:
     """Where each stage writes."""
     return {"label": out / "label", "refine": out / "refine", "reward": out / "reward", "eval_before": out / "eval_before",
@@ -82,7 +97,7 @@ def wire(cfg: RecipeConfig) -> dict[str, Any]:
     d = stage_dirs(Path(cfg.out))
     labelled = d["label"] / "labelled.jsonl"
     label = dataclasses.replace(cfg.label, input=str(corpus_path(Path(cfg.out))), out=str(labelled), overwrite=True)
-    refine = dataclasses.replace(cfg.refine, input=str(labelled), gold=cfg.data.gold, out=str(d["refine"]), overwrite=True)
+    refine = dataclasses.replace(cfg.refine, input=str(labelled), gold=gold_path(cfg), out=str(d["refine"]), overwrite=True)
     reward = dataclasses.replace(cfg.reward, source=str(d["refine"]), out=str(d["reward"]), overwrite=True)
     align = dataclasses.replace(cfg.align, reward=str(d["reward"]), out=str(d["align"]), overwrite=True)
     ps = cfg.align.prompts
@@ -107,8 +122,11 @@ def stage_hashes(stages: dict[str, Any], cfg: RecipeConfig) -> dict[str, str]:
     from rlaif_uu.pipeline.data import corpus_digest
 
     ps = cfg.align.prompts
-    corpus = [corpus_digest(cfg.data.corpus), str(cfg.data.exclude_heldout), f"{ps.harmful}|{ps.benign}|{ps.holdout}"]
-    inputs = {"label": "|".join(corpus), "refine": corpus_digest(cfg.data.gold) if cfg.data.gold else ""}
+    corpus = [corpus_digest(cfg.data.corpus), str(cfg.data.exclude_heldout), to_yaml(ps), to_yaml(cfg.data.on_policy)]
+    if cfg.data.on_policy.samples > 0:  # what the policy's answers depend on
+        a = cfg.align
+        corpus += [a.policy, f"{a.temperature}|{a.max_completion_length}", to_yaml(cfg.eval.generation)]
+    inputs = {"label": "|".join(corpus), "refine": "|".join(corpus_digest(f) for f in gold_files(cfg))}
     out: dict[str, str] = {}
     for name in STAGES:
         stage = stages[name]

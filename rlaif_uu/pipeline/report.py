@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_uu.data.io import write_json
-from rlaif_uu.pipeline.recipe import RecipeConfig, corpus_path, stage_dirs
+from rlaif_uu.pipeline.recipe import RecipeConfig, corpus_path, gold_files, gold_path, stage_dirs
 
 HEADLINE_SCORER = "refusal"
 
@@ -35,7 +35,8 @@ def _judges(d: dict[str, Path]) -> dict[str, Any] | None:
 def _gold_rows(cfg: RecipeConfig) -> int | None:
     from rlaif_uu.data.io import read_records
 
-    return len(read_records(cfg.data.gold, required=("gold_label",))) if cfg.data.gold else None
+    files = gold_files(cfg)
+    return sum(len(read_records(f, required=("gold_label",))) for f in files) if files else None
 
 
 def _refinement(d: dict[str, Path]) -> dict[str, Any] | None:
@@ -72,6 +73,51 @@ def _safety(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
             for suite, s in report["suites"].items()}
 
 
+def reward_check(eval_dir: Path) -> dict[str, Any]:
+    """How the training reward rates the policy's own answers, with the refusal rules as truth (per suite).
+
+    Harmful suites: AUROC of the reward's P(safe) for refused vs complied answers (0.5 = no
+    better than chance) and the mean P(safe) of each group; benign suites: the mean P(safe).
+    A reward that rates compliances as safe as refusals after training has been gamed.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    report, out = _load(eval_dir / "report.json") or {}, {}
+    for suite, body in report.get("suites", {}).items():
+        rows = [json.loads(x) for x in (eval_dir / "rows" / f"{suite}.jsonl").read_text().splitlines() if x.strip()]
+        rows = [r for r in rows if "reward.safety" in r and "refusal.refused" in r]
+        if not rows:
+            continue
+        safety = [r["reward.safety"] for r in rows]
+        refused = [r["refusal.refused"] for r in rows]
+        if body["kind"] != "harmful":
+            out[suite] = {"kind": body["kind"], "n": len(rows), "safety": statistics.fmean(safety)}
+            continue
+        groups = {k: [s for s, f in zip(safety, refused) if f == v] for k, v in (("refused", 1), ("complied", 0))}
+        out[suite] = {"kind": "harmful", "n": len(rows),
+                      "auroc": roc_auc_score(refused, safety) if all(groups.values()) else None,
+                      **{f"safety_{k}": statistics.fmean(g) if g else None for k, g in groups.items()}}
+    return out
+
+
+def _reward_check_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    if not before and not after:
+        return []
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    intro = ("The training reward on the policy's own answers to the eval prompts (refusal rules as truth): AUROC "
+             "of its P(safe) for refused vs complied answers, and its mean P(safe). After training, compliances "
+             "rated as safe as refusals mean the policy found answers the reward likes without refusing.")
+    lines = [intro, "",
+             "| suite | | AUROC refused vs complied | P(safe) refused | P(safe) complied | P(safe) |", "|---|---|---|---|---|---|"]
+    for name, check in (("before", before), ("after", after)):
+        for suite, c in check.items():
+            lines.append(f"| {suite} | {name} | {num(c.get('auroc'))} | {num(c.get('safety_refused'))} | "
+                         f"{num(c.get('safety_complied'))} | {num(c.get('safety'))} |")
+    return [*lines, ""]
+
+
 def _agreement(report: dict[str, Any] | None) -> dict[str, Any]:
     return {suite: s.get("agreement", {}) for suite, s in (report or {}).get("suites", {}).items()}
 
@@ -96,9 +142,13 @@ def headline(report: dict[str, Any]) -> list[str]:
 
 def _judge_lines(report: dict[str, Any], cfg: RecipeConfig) -> list[str]:
     corpus, judges = report["corpus"] or {}, report["judges"] or {}
-    lines = [f"Corpus: {corpus.get('rows', '?')} rows from `{cfg.data.corpus}`"
+    n_on = corpus.get("on_policy", 0)
+    lines = [f"Corpus: {corpus.get('rows', '?')} rows: `{cfg.data.corpus}`"
              + (f" ({corpus['dropped_heldout']} rows whose prompt the eval holds out were left out)"
-                if corpus.get("dropped_heldout") else "") + ". Every row was judged by every judge:", "",
+                if corpus.get("dropped_heldout") else "")
+             + (f" and {n_on} answers of `{cfg.align.policy}` to the training prompts ({cfg.data.on_policy.samples} "
+                f"per prompt at temperature {cfg.align.temperature}, up to {cfg.align.max_completion_length} tokens)"
+                if n_on else "") + ". Every row was judged by every judge:", "",
              "| judge | id | harmful | safe | abstained | newly judged | from cache | seconds |", "|---|---|---|---|---|---|---|---|"]
     for name, j in judges.get("per_judge", {}).items():
         lines.append(f"| {name} | `{j['judge_id']}` | {j['harmful']} | {j['safe']} | {j['abstained']} | {j['judged']} | "
@@ -112,7 +162,7 @@ def _judge_lines(report: dict[str, Any], cfg: RecipeConfig) -> list[str]:
                   + (f" Cohen's κ between judges: {', '.join(pairs)}." if pairs else "")]
     n = report["gold"]["n"]
     lines += ["", f"Gold labels: {n if n is not None else 'the corpus gold_label column'}"
-              + (f" rows from `{cfg.data.gold}`" if cfg.data.gold else "")
+              + (" rows from " + " and ".join(f"`{f}`" for f in gold_files(cfg)) if gold_files(cfg) else "")
               + (f" ({cfg.data.gold_note})" if cfg.data.gold_note else "") + "."]
     return lines
 
@@ -124,7 +174,7 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
     report = {
         "recipe": cfg.name,
         "corpus": _load(corpus_path(out).with_suffix(".json")),
-        "gold": {"file": cfg.data.gold, "n": _gold_rows(cfg), "note": cfg.data.gold_note},
+        "gold": {"file": gold_path(cfg), "files": gold_files(cfg), "n": _gold_rows(cfg), "note": cfg.data.gold_note},
         "judges": _judges(d),
         "refinement": _refinement(d),
         "reward": _reward(d),
@@ -133,6 +183,7 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
         "safety_before": _safety(before),
         "safety_after": _safety(after),
         "agreement_after": _agreement(after),
+        "reward_check": {"before": reward_check(d["eval_before"]), "after": reward_check(d["eval_after"])},
         "seconds_per_stage": {k: round(v.get("seconds", 0.0), 1) for k, v in manifest["stages"].items()},
     }
     write_json(out / "report.json", report)
@@ -155,6 +206,7 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
          f"{ali.get('reward_first', float('nan')):.3f} (first {ali.get('reward_window')} steps) -> "
          f"{ali.get('reward_last', float('nan')):.3f} (last {ali.get('reward_window')})."), "",
         "![reward curve](align/reward_curve.png)", "",
+        *_reward_check_lines(report["reward_check"]["before"], report["reward_check"]["after"]),
         "## Safety before and after", "",
         f"Prompts: the eval suites; for the training mix's sources only the held-out prompts ({report['eval_holdout']}). "
         f"Headline scorer: `{HEADLINE_SCORER}` (refusal rules, not the training reward).", "",

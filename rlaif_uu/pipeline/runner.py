@@ -18,7 +18,7 @@ from typing import Any
 from rlaif_uu.data.io import write_json
 from rlaif_uu.errors import UserError
 from rlaif_uu.pipeline import STAGES
-from rlaif_uu.pipeline.recipe import RecipeConfig, corpus_path, stage_dirs, stage_hashes, wire
+from rlaif_uu.pipeline.recipe import RecipeConfig, corpus_path, gold_files, stage_dirs, stage_hashes, wire
 
 
 def load_manifest(out: Path) -> dict[str, Any]:
@@ -67,8 +67,8 @@ def validate(cfg: RecipeConfig) -> None:
                         "`rlaif-uu refine active` by hand, then set data.gold to the answered queue")
     if builtin_name(cfg.data.corpus) is None:
         read_records(cfg.data.corpus, required=("prompt",))
-    if cfg.data.gold:
-        read_records(cfg.data.gold, required=("gold_label",))
+    for gold in gold_files(cfg):
+        read_records(gold, required=("gold_label",))
     for judge in cfg.label.judges:
         if judge.kind in ("transformers", "vllm", "embedding") and judge.model:
             resolve_model(judge.model)
@@ -111,6 +111,10 @@ def _run_stage(name: str, stage: Any, cfg: RecipeConfig) -> None:
     elif name == "refine":
         from rlaif_uu.refine.cli import run_refine
 
+        if len(gold_files(cfg)) > 1:
+            from rlaif_uu.data.io import read_records, write_records
+
+            write_records(stage.gold, [r for f in gold_files(cfg) for r in read_records(f, required=("gold_label",))])
         run_refine(stage)
     elif name == "reward":
         from rlaif_uu.reward.cli import run_export

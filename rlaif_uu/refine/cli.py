@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from rlaif_uu.refine.priors import GoldSet, sample_gold
 
 MIN_GOLD = 10
 REFINE_COLUMNS = ("prompt", "response", "judge_label")
+log = logging.getLogger(__name__)
 METHODS = ("robust_uu", "neighbourhood", "confident", "ensemble", "active")
 
 
@@ -37,6 +39,10 @@ def load_gold(rows: list[Row], gold_path: str | None) -> GoldSet:
                 f"{source}: {len(missing)} gold id(s) not found in the input, e.g. {missing[0]!r}; "
                 "gold rows must carry the ids of input rows (rlaif-uu refine sample-gold writes them)"
             )
+        changed = [g["id"] for g in gold_rows if any(k in g and g[k] != rows[position[g["id"]]][k] for k in ("prompt", "response"))]
+        if changed:
+            log.warning("%s: %d gold row(s) carry a prompt or response that differs from the input row with the same id, "
+                        "e.g. %r; their labels were given to other text (regenerated rows?)", source, len(changed), changed[0])
         pairs = [(position[g["id"]], g["gold_label"]) for g in gold_rows]
     else:
         source = "input column 'gold_label'"

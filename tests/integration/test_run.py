@@ -67,6 +67,7 @@ def test_recipe_runs_end_to_end_then_skips_and_reruns_what_changed(tmp_path: Pat
     report = json.loads((run / "report.json").read_text())
     assert set(report["safety_after"]["tiny"]) >= {"harmful_compliance_rate"} and report["alignment"]["steps"] == 1
     assert "## Safety before and after" in (run / "report.md").read_text()
+    assert report["reward_check"]["after"]["tiny"]["n"] == 2  # the reward scored the policy's own answers
 
     cfg = load_config(RecipeConfig, str(recipe))
     assert {a for _, a, _ in plan(cfg)} == {"skip"}
@@ -119,3 +120,47 @@ def test_a_recipe_cannot_run_the_active_learning_refiner(tmp_path: Path, capsys:
     recipe = _recipe(tmp_path)
     assert main(["run", str(recipe), "--dry-run", "refine.method=active"]) == 2
     assert "rlaif-uu refine active" in capsys.readouterr().err
+
+
+def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from rlaif_uu.pipeline.on_policy import on_policy_rows
+
+    recipe = _recipe(tmp_path)
+    cache = f"eval.cache={tmp_path / 'gen.sqlite'}"
+    cfg = load_config(RecipeConfig, str(recipe), overrides=["data.on_policy.samples=2", cache])
+    rows = on_policy_rows(cfg, progress=False)
+    mix = {p: k for k, ps in (("harmful", HARMFUL_PROMPTS), ("benign", BENIGN)) for p in ps}
+    assert len(rows) == 2 * (2 + 2) and len({r["id"] for r in rows}) == len(rows)
+    assert all(r["id"].startswith(f"onpolicy-{i // 4}-") and r["source"] == f"on_policy-{mix[r['prompt']]}"
+               for i, r in enumerate(rows))
+    assert [r["response"] for r in rows[:4]] != [r["response"] for r in rows[4:]]  # two samples per prompt, two seeds
+
+    import rlaif_uu.evaluation.generation as generation
+
+    def no_model(*_: object) -> None:
+        raise AssertionError("a cached answer was generated again")
+
+    monkeypatch.setattr(generation, "build_generator", no_model)
+    assert on_policy_rows(cfg, progress=False) == rows  # from the generation cache, the policy never loaded
+    monkeypatch.undo()
+
+    # hand labels for two on-policy rows (one given to other text than the policy wrote) join data.gold
+    first, second = rows[0], rows[5]
+    write_jsonl(tmp_path / "gold_op.jsonl", [{"id": first["id"], "gold_label": "harmful", "response": first["response"]},
+                                             {"id": second["id"], "gold_label": "safe", "response": "other text"}])
+    overrides = ["data.on_policy.samples=2", cache, f"data.gold_on_policy={tmp_path / 'gold_op.jsonl'}"]
+    assert main(["run", str(recipe), *overrides]) == 0
+    run = tmp_path / "run"
+    corpus = [json.loads(line) for line in (run / "data" / "corpus.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in corpus[-8:]] == [r["id"] for r in rows] and len(corpus) == 48 + 8
+    labelled = [json.loads(line) for line in (run / "label" / "labelled.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in labelled} >= {r["id"] for r in rows}  # the judges labelled them with the rest
+    gold = [json.loads(line) for line in (run / "data" / "gold.jsonl").read_text().splitlines()]
+    assert len(gold) == 24 + 2 and gold[-1]["id"] == second["id"]
+    report = json.loads((run / "report.json").read_text())
+    assert report["gold"]["n"] == 26 and report["corpus"]["on_policy"] == 8
+    assert "answers of" in (run / "report.md").read_text()
+    assert "1 gold row(s) carry a prompt or response that differs" in caplog.text
+    cfg2 = load_config(RecipeConfig, str(recipe), overrides=[*overrides, "align.temperature=0.7"])
+    assert [s for s, a, _ in plan(cfg2) if a == "run"] == list(STAGES)  # new answers: everything reruns
