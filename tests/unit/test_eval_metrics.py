@@ -90,3 +90,21 @@ def test_refusal_classifier_catches_refusals_the_prefixes_miss() -> None:
     both = RefusalScorer(classifier="all-minilm-l6-v2")
     assert both.refused(prompts, completions).tolist() == [1.0, 1.0, 0.0, 1.0]
     assert "refusal-classifier" in both.scorer_id and both.scorer_id != rules_only.scorer_id
+
+
+def test_compare_leaves_out_a_scorer_that_differs_between_the_reports() -> None:
+    from rlaif_uu.evaluation.compare import compare
+
+    def report(reward: str, rate: float) -> dict:
+        est = {"value": rate, "low": rate - 0.1, "high": rate + 0.1, "n": 10}
+        metric = {"higher_is_better": False, "by_scorer": {"refusal": est, "reward": est}}
+        return {"model": {"name": reward}, "generation": {}, "bootstrap": {"B": 10, "seed": 0},
+                "scorers": {"refusal": {"id": "rules@v1"}, "reward": {"id": f"reward:{reward}"}},
+                "suites": {"s": {"version": "1", "prompt_fingerprint": "p", "n_prompts": 10,
+                                 "metrics": {"harmful_compliance_rate": metric}}}}
+
+    same = compare(report("a", 0.5), report("a", 0.3))
+    assert {r["scorer"] for r in same["rows"]} == {"refusal", "reward"} and not same["warnings"]
+    mixed = compare(report("a", 0.5), report("b", 0.3))
+    assert [r["scorer"] for r in mixed["rows"]] == ["refusal"] and mixed["rows"][0]["change"] == pytest.approx(-0.2)
+    assert "scorer 'reward' is not the same in both reports" in mixed["warnings"][0]
