@@ -74,6 +74,20 @@ def judge_labels(name: str, y: np.ndarray, ids: list[str], seed: int) -> tuple[n
     return (scores > threshold).astype(int), scores
 
 
+def split_and_gold(y: np.ndarray, noisy: np.ndarray, seed: int, n_gold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(test, train, gold rows): a seeded held-out 20% of each class, the rest, and ``n_gold`` rows drawn in the
+    judge's pseudo sets of the training split (``sample_gold``)."""
+    rng = np.random.default_rng(1000 + seed)
+    test = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[: round(0.2 * (y == c).sum())] for c in (0, 1)]))
+    train = np.setdiff1d(np.arange(len(y)), test)
+    return test, train, train[sample_gold(noisy[train], n_gold, seed)]
+
+
+def gold_set(g_idx: np.ndarray, y: np.ndarray, train: np.ndarray, labels: np.ndarray) -> GoldSet:
+    """The gold rows weighted by the strata of ``labels`` over the training split (test rows are no stratum)."""
+    return GoldSet.from_strata(g_idx, y[g_idx], np.where(np.isin(np.arange(len(y)), train), labels, -1))
+
+
 METHODS = ("pn", "uu", "oracle", "gold", "alone", "nostack", "recal")
 """Optional baselines; the raw judge, robust UU (50 gold) and the all-gold upper bound always run."""
 
@@ -81,12 +95,9 @@ METHODS = ("pn", "uu", "oracle", "gold", "alone", "nostack", "recal")
 def run_seed(texts: list[str], y: np.ndarray, ids: list[str], judge: str, backbone: Any, seed: int,
              n_gold: int, iterations: int, methods: tuple[str, ...] = METHODS, **refine_kw: Any) -> dict[str, Any]:
     """The chosen baselines plus raw judge, robust UU and all-gold for one (judge, seed)."""
-    rng = np.random.default_rng(1000 + seed)
-    test = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[: int(round(0.2 * (y == c).sum()))] for c in (0, 1)]))
-    train = np.setdiff1d(np.arange(len(y)), test)
     noisy, scores = judge_labels(judge, y, ids, seed)
-    g_idx = train[sample_gold(noisy[train], n_gold, seed)]
-    gold = GoldSet.from_strata(g_idx, y[g_idx], np.where(np.isin(np.arange(len(y)), train), noisy, -1))
+    test, train, g_idx = split_and_gold(y, noisy, seed, n_gold)
+    gold = gold_set(g_idx, y, train, noisy)
     out: dict[str, Any] = {"raw judge": metrics(y[test], noisy[test], None if scores is None else scores[test])}
 
     def timed(name: str, fn: Any) -> Any:

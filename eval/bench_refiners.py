@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_refine import judge_labels, metrics, supervised  # noqa: E402
+from bench_refine import gold_set, judge_labels, metrics, split_and_gold, supervised  # noqa: E402
 
 from rlaif_uu.data.corpus import build_safety_corpus  # noqa: E402
 from rlaif_uu.data.io import write_json  # noqa: E402
@@ -39,7 +39,6 @@ from rlaif_uu.refine.config import BackboneConfig, build_backbone  # noqa: E402
 from rlaif_uu.refine.ensemble import accuracy_weighted, dawid_skene, majority  # noqa: E402
 from rlaif_uu.refine.loop import refine  # noqa: E402
 from rlaif_uu.refine.neighbourhood import neighbourhood_refine  # noqa: E402
-from rlaif_uu.refine.priors import GoldSet, sample_gold  # noqa: E402
 
 HERE = Path(__file__).parent
 SPENT = (25, 50, 100, 200)
@@ -51,13 +50,9 @@ class Ctx:
 
     def __init__(self, texts: list[str], y: np.ndarray, backbone: Any, emb: np.ndarray, noisy: np.ndarray,
                  scores: np.ndarray | None, seed: int, n_gold: int) -> None:
-        rng = np.random.default_rng(1000 + seed)
-        self.test = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[: round(0.2 * (y == c).sum())] for c in (0, 1)]))
-        self.train = np.setdiff1d(np.arange(len(y)), self.test)
+        self.test, self.train, self.g_idx = split_and_gold(y, noisy, seed, n_gold)
         self.texts, self.y, self.backbone, self.emb, self.noisy, self.scores, self.seed = texts, y, backbone, emb, noisy, scores, seed
-        self.g_idx = self.train[sample_gold(noisy[self.train], n_gold, seed)]
-        strata = np.where(np.isin(np.arange(len(y)), self.train), noisy, -1)
-        self.gold = GoldSet.from_strata(self.g_idx, y[self.g_idx], strata)
+        self.gold = gold_set(self.g_idx, y, self.train, noisy)
         self.pool = np.setdiff1d(self.train, self.g_idx)  # gold-free refiners still skip the gold rows: same training rows
 
     def judge_metrics(self, labels: np.ndarray, scores: np.ndarray | None) -> dict[str, float]:
@@ -67,7 +62,7 @@ class Ctx:
         return metrics(self.y[self.test], (g[self.test] > 0).astype(int), g[self.test])
 
     def robust_uu(self, labels: np.ndarray, scores: np.ndarray | None) -> dict[str, float]:
-        gold = GoldSet.from_strata(self.g_idx, self.y[self.g_idx], np.where(np.isin(np.arange(len(self.y)), self.train), labels, -1))
+        gold = gold_set(self.g_idx, self.y, self.train, labels)
         res = refine(self.texts, labels, gold, self.backbone, iterations=5, judge_scores=scores, holdout=self.test, seed=self.seed)
         m = self.judge_metrics(labels, scores) if res.selected == 0 else self.logit_metrics(res.all_scores[res.selected])
         return m | {"selected": res.selected}
