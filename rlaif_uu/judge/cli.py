@@ -143,13 +143,12 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Any:
                            concurrency=cfg.concurrency, logprobs=cfg.logprobs)
     if cfg.kind == "vllm":
         from rlaif_uu.judge.vllm_backend import VLLMJudge
+        from rlaif_uu.vllm_engine import EngineOptions
 
         if not cfg.model:
             raise UserError("a vllm judge needs model=HF_FOLDER_OR_HUB_ID (--judge vllm:model=smollm2-135m-instruct works offline)")
         return VLLMJudge(cfg.model, template, judge_responses=judge_responses, threshold=threshold,
-                         max_field_tokens=cfg.max_field_tokens, max_model_len=cfg.max_model_len, dtype=cfg.dtype, seed=cfg.seed,
-                         gpu_memory_utilization=cfg.gpu_memory_utilization, kv_cache_gb=cfg.kv_cache_gb, threads=cfg.threads,
-                         enforce_eager=cfg.enforce_eager)
+                         max_field_tokens=cfg.max_field_tokens, **dataclasses.asdict(EngineOptions.from_config(cfg)))
     from rlaif_uu.judge.transformers_backend import TransformersJudge
 
     return TransformersJudge(cfg.model or QWEN_JUDGE, template=template, judge_responses=judge_responses,
