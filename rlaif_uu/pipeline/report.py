@@ -84,7 +84,8 @@ def reward_check(eval_dir: Path) -> dict[str, Any]:
 
     report, out = _load(eval_dir / "report.json") or {}, {}
     for suite, body in report.get("suites", {}).items():
-        rows = [json.loads(x) for x in (eval_dir / "rows" / f"{suite}.jsonl").read_text().splitlines() if x.strip()]
+        path = eval_dir / "rows" / f"{suite}.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
         rows = [r for r in rows if "reward.safety" in r and "refusal.refused" in r]
         if not rows:
             continue
@@ -103,6 +104,7 @@ def reward_check(eval_dir: Path) -> dict[str, Any]:
 def _reward_check_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     if not before and not after:
         return []
+
     def num(v: float | None) -> str:
         return "-" if v is None else f"{v:.3f}"
 
@@ -143,7 +145,7 @@ def headline(report: dict[str, Any]) -> list[str]:
 def _judge_lines(report: dict[str, Any], cfg: RecipeConfig) -> list[str]:
     corpus, judges = report["corpus"] or {}, report["judges"] or {}
     n_on = corpus.get("on_policy", 0)
-    lines = [f"Corpus: {corpus.get('rows', '?')} rows: `{cfg.data.corpus}`"
+    lines = [f"Corpus: {corpus.get('rows', '?')} rows" + (f": {corpus['rows'] - n_on}" if n_on else "") + f" from `{cfg.data.corpus}`"
              + (f" ({corpus['dropped_heldout']} rows whose prompt the eval holds out were left out)"
                 if corpus.get("dropped_heldout") else "")
              + (f" and {n_on} answers of `{cfg.align.policy}` to the training prompts ({cfg.data.on_policy.samples} "
