@@ -122,8 +122,13 @@ def _run_stage(name: str, stage: Any, cfg: RecipeConfig) -> None:
         run_export(stage)
     elif name in ("eval_before", "eval_after"):
         from rlaif_uu.evaluation.runner import run_eval
+        from rlaif_uu.pipeline.report import reward_check
 
         run_eval(stage)
+        for suite, c in reward_check(Path(stage.out)).items():  # an early warning, before GRPO spends its time
+            if c.get("auroc") is not None:
+                print(f"reward check on {suite}: AUROC {c['auroc']:.3f} for the policy's refusals vs compliances "
+                      f"(P(safe) {c['safety_refused']:.3f} vs {c['safety_complied']:.3f}; 0.5 = chance)")
     elif name == "align" and cfg.launch.accelerate_config:
         _launch_align(stage, cfg)
     elif name == "align":
