@@ -36,6 +36,12 @@ class OnPolicySettings:
     seed: int = 0  # sample k uses seed + k
 
 
+def generation_config(cfg: RecipeConfig) -> GenerationConfig:
+    """How the answers are sampled: ``eval.generation``'s backend settings with GRPO's sampling (seed 0; sample k adds k)."""
+    return dataclasses.replace(cfg.eval.generation, temperature=cfg.align.temperature, seed=cfg.data.on_policy.seed,
+                               max_new_tokens=cfg.align.max_completion_length, system_prompt=cfg.align.prompts.system)
+
+
 def on_policy_rows(cfg: RecipeConfig, progress: bool = True) -> list[Row]:
     """The policy's answers to the training prompts (empty when ``data.on_policy.samples`` is 0).
 
@@ -57,15 +63,14 @@ def on_policy_rows(cfg: RecipeConfig, progress: bool = True) -> list[Row]:
     mix = build_prompts(cfg.align.prompts)
     items = sorted(((r["id"], r["kind"], r["prompt"][-1]["content"]) for r in mix), key=lambda t: t[0])
     texts = [t for _, _, t in items]
-    base = dataclasses.replace(cfg.eval.generation, temperature=cfg.align.temperature,
-                               max_new_tokens=cfg.align.max_completion_length, system_prompt=cfg.align.prompts.system)
+    base = generation_config(cfg)
     identity = model_identity(cfg.align.policy, base)
     cache = GenerationCache(cfg.eval.cache or cache_dir() / "eval-generations.sqlite")
     generator: Generator | None = None
     rows: list[Row] = []
     try:
         for k in range(op.samples):
-            gen_cfg = dataclasses.replace(base, seed=op.seed + k)
+            gen_cfg = dataclasses.replace(base, seed=base.seed + k)
             key = settings_key(identity, gen_cfg)
             cache.register(key, {"model": identity, **dataclasses.asdict(gen_cfg)})
 

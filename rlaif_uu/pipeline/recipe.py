@@ -20,7 +20,7 @@ from rlaif_uu.config import to_yaml
 from rlaif_uu.evaluation.runner import EvalConfig
 from rlaif_uu.judge.cli import LabelConfig
 from rlaif_uu.pipeline import STAGES
-from rlaif_uu.pipeline.on_policy import OnPolicySettings
+from rlaif_uu.pipeline.on_policy import OnPolicySettings, generation_config
 from rlaif_uu.refine.config import RefineConfig
 from rlaif_uu.reward.cli import ExportConfig
 
@@ -124,8 +124,7 @@ def stage_hashes(stages: dict[str, Any], cfg: RecipeConfig) -> dict[str, str]:
     ps = cfg.align.prompts
     corpus = [corpus_digest(cfg.data.corpus), str(cfg.data.exclude_heldout), to_yaml(ps), to_yaml(cfg.data.on_policy)]
     if cfg.data.on_policy.samples > 0:  # what the policy's answers depend on
-        a = cfg.align
-        corpus += [a.policy, f"{a.temperature}|{a.max_completion_length}", to_yaml(cfg.eval.generation)]
+        corpus += [cfg.align.policy, to_yaml(generation_config(cfg))]
     inputs = {"label": "|".join(corpus), "refine": "|".join(corpus_digest(f) for f in gold_files(cfg))}
     out: dict[str, str] = {}
     for name in STAGES:

@@ -164,3 +164,5 @@ def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
     assert "1 gold row(s) carry a prompt or response that differs" in caplog.text
     cfg2 = load_config(RecipeConfig, str(recipe), overrides=[*overrides, "align.temperature=0.7"])
     assert [s for s, a, _ in plan(cfg2) if a == "run"] == list(STAGES)  # new answers: everything reruns
+    cfg3 = load_config(RecipeConfig, str(recipe), overrides=[*overrides, "eval.generation.max_new_tokens=5"])
+    assert [s for s, a, _ in plan(cfg3) if a == "run"] == ["eval_before", "eval_after", "compare"]  # answers unchanged
