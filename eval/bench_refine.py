@@ -55,7 +55,7 @@ def supervised(backbone: Any, rows: np.ndarray, y: np.ndarray, test: np.ndarray,
     perm = rng.permutation(rows)
     n_val = max(2, len(perm) // 10)
     val, train = perm[:n_val], perm[n_val:]
-    split = lambda r: (r[y[r] == 1], r[y[r] == 0])  # noqa: E731
+    split = lambda r: (r[y[r] == 1], r[y[r] == 0])
     model = backbone.new_model(seed)
     res = fit(backbone, model, split(train), split(val), pn_risk, pn_risk, seed, desc="supervised")
     return predict(backbone, res.model, test)

@@ -26,19 +26,19 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_refine import gold_set, judge_labels, metrics, split_and_gold, supervised  # noqa: E402
+from bench_refine import gold_set, judge_labels, metrics, split_and_gold, supervised
 
-from rlaif_uu.data.corpus import build_safety_corpus  # noqa: E402
-from rlaif_uu.data.io import write_json  # noqa: E402
-from rlaif_uu.data.schema import classifier_text  # noqa: E402
-from rlaif_uu.errors import UserError  # noqa: E402
-from rlaif_uu.refine.active import run_active  # noqa: E402
-from rlaif_uu.refine.classify import logits_for, sentence_embeddings, train_on_labels  # noqa: E402
-from rlaif_uu.refine.confident import confident_refine  # noqa: E402
-from rlaif_uu.refine.config import BackboneConfig, build_backbone  # noqa: E402
-from rlaif_uu.refine.ensemble import accuracy_weighted, dawid_skene, majority  # noqa: E402
-from rlaif_uu.refine.loop import refine  # noqa: E402
-from rlaif_uu.refine.neighbourhood import neighbourhood_refine  # noqa: E402
+from rlaif_uu.data.corpus import build_safety_corpus
+from rlaif_uu.data.io import write_json
+from rlaif_uu.data.schema import classifier_text
+from rlaif_uu.errors import UserError
+from rlaif_uu.refine.active import run_active
+from rlaif_uu.refine.classify import logits_for, sentence_embeddings, train_on_labels
+from rlaif_uu.refine.confident import confident_refine
+from rlaif_uu.refine.config import BackboneConfig, build_backbone
+from rlaif_uu.refine.ensemble import accuracy_weighted, dawid_skene, majority
+from rlaif_uu.refine.loop import refine
+from rlaif_uu.refine.neighbourhood import neighbourhood_refine
 
 HERE = Path(__file__).parent
 SPENT = (25, 50, 100, 200)

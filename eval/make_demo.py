@@ -14,11 +14,9 @@ template; it rates everything unsafe at 0, so label its top 40% harmful), or
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
-
 from bench_refine import judge_labels  # eval/ is on sys.path when this file runs as a script
 
 from rlaif_uu.data.corpus import build_safety_corpus

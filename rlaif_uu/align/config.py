@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -32,11 +32,11 @@ class PromptSettings:
     """
 
     harmful: str = "donotanswer"
-    benign: Optional[str] = "benign"
+    benign: str | None = "benign"
     n_harmful: int = 64
     n_benign: int = 32
     holdout: float = 0.0
-    system: Optional[str] = None  # an optional system message before every prompt
+    system: str | None = None  # an optional system message before every prompt
     seed: int = 0
 
 
@@ -47,7 +47,7 @@ class VllmSettings:
     enabled: bool = False
     mode: str = "colocate"  # colocate | server
     gpu_memory_utilization: float = 0.3
-    server_base_url: Optional[str] = None
+    server_base_url: str | None = None
 
 
 @dataclass
@@ -77,7 +77,7 @@ class AlignConfig:
     logging_steps: int = 1
     report_to: str = "none"  # TRL/transformers report_to: none | tensorboard | wandb | ...
     seed: int = 0
-    bf16: Optional[bool] = None  # default: on CUDA with bf16 support
+    bf16: bool | None = None  # default: on CUDA with bf16 support
     trust_remote_code: bool = False
     peft: PeftSettings = field(default_factory=PeftSettings)
     prompts: PromptSettings = field(default_factory=PromptSettings)

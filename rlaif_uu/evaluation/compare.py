@@ -23,13 +23,13 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from rlaif_uu.data.io import atomic_dir, atomic_path, write_json  # noqa: E402
-from rlaif_uu.errors import UserError  # noqa: E402
-from rlaif_uu.evaluation.metrics import CATALOGUE, bootstrap_mean, ci_overlap  # noqa: E402
-from rlaif_uu.evaluation.report import fmt, metric_rows  # noqa: E402
+from rlaif_uu.data.io import atomic_dir, atomic_path, write_json
+from rlaif_uu.errors import UserError
+from rlaif_uu.evaluation.metrics import CATALOGUE, bootstrap_mean, ci_overlap
+from rlaif_uu.evaluation.report import fmt, metric_rows
 
 log = logging.getLogger(__name__)
 SETTINGS = ("backend", "temperature", "top_p", "max_new_tokens", "seed", "system_prompt")

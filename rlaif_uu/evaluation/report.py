@@ -8,9 +8,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from rlaif_uu.data.io import atomic_path  # noqa: E402
+from rlaif_uu.data.io import atomic_path
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
@@ -42,7 +42,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- generation: backend {g['backend']}, temperature {g['temperature']}, top_p {g['top_p']}, "
         f"max_new_tokens {g['max_new_tokens']}, seed {g['seed']}, batch {g['batch_size']}"
         + (f", system prompt {g['system_prompt']!r}" if g.get("system_prompt") else ""),
-        f"- scorers: " + ", ".join(f"{n} (`{s['id']}`)" for n, s in report["scorers"].items()),
+        "- scorers: " + ", ".join(f"{n} (`{s['id']}`)" for n, s in report["scorers"].items()),
         f"- intervals: {b['method']} bootstrap, {int(b['level'] * 100)}%, B = {b['B']}, seed {b['seed']}",
         "- prompts per suite: " + ("all" if report["limit"] is None
                                    else f"a seeded subset of at most {report['limit']} (seed {report['limit_seed']})"),

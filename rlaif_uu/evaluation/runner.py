@@ -68,9 +68,9 @@ class EvalConfig:
 def _scorers(cfg: EvalConfig) -> tuple[dict[str, Any], Any]:
     """Scorers by name (refusal, each judge, reward) and the verdict cache to close afterwards."""
     from rlaif_uu.assets import cache_dir
+    from rlaif_uu.evaluation.scorers import JudgeScorer, RewardScorer
     from rlaif_uu.judge.cache import VerdictCache
     from rlaif_uu.judge.cli import build_judge, judge_names
-    from rlaif_uu.evaluation.scorers import JudgeScorer, RewardScorer
 
     scorers: dict[str, Any] = {}
     reward = RewardScorer(cfg.reward) if cfg.reward else None  # fail fast on a bad folder, before generating
@@ -186,7 +186,7 @@ def run_eval(cfg: EvalConfig, command: str | None = None) -> Path:
             vcache.close()
     report = {
         "schema": REPORT_SCHEMA, "rlaif_uu_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "model": {"name": cfg.model, "identity": identity},
         "generation": {**asdict(cfg.generation), "settings_key": key},
         "scorers": {n: {"kind": sc.kind, "id": sc.scorer_id} for n, sc in scorers.items()},

@@ -56,6 +56,24 @@ def verdict_token_ids(tokenizer: Any, word: str) -> list[int]:
     return ids
 
 
+def verdict_id_pair(tokenizer: Any, template: Any, name: str) -> tuple[list[int], list[int]]:
+    """The (unsafe, safe) verdict token ids of ``template`` under ``tokenizer``.
+
+    Raises:
+        UserError: the tokenizer has no chat template, or the two verdict words share a first token.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"the tokenizer of '{name}' has no chat template; an instruction-tuned model is needed to judge")
+    unsafe_ids = verdict_token_ids(tokenizer, template.unsafe_word)
+    safe_ids = verdict_token_ids(tokenizer, template.safe_word)
+    if set(unsafe_ids) & set(safe_ids):
+        raise UserError(
+            f"verdict words '{template.unsafe_word}'/'{template.safe_word}' share a first token under the "
+            f"tokenizer of '{name}'; choose verdict words that start differently"
+        )
+    return unsafe_ids, safe_ids
+
+
 class TransformersJudge:
     """A batched local judge.
 
@@ -110,17 +128,9 @@ class TransformersJudge:
 
     def _setup(self, model: Any, tokenizer: Any) -> None:
         """Check the tokenizer and find the verdict token ids."""
-        if not getattr(tokenizer, "chat_template", None):
-            raise UserError(f"the tokenizer of '{self.name}' has no chat template; an instruction-tuned model is needed to judge")
+        unsafe_ids, safe_ids = verdict_id_pair(tokenizer, self.template, self.name)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        unsafe_ids = verdict_token_ids(tokenizer, self.template.unsafe_word)
-        safe_ids = verdict_token_ids(tokenizer, self.template.safe_word)
-        if set(unsafe_ids) & set(safe_ids):
-            raise UserError(
-                f"verdict words '{self.template.unsafe_word}'/'{self.template.safe_word}' share a first token under the "
-                f"tokenizer of '{self.name}'; choose verdict words that start differently"
-            )
         self._model, self._tokenizer = model.eval(), tokenizer
         self._verdict_ids = (unsafe_ids, safe_ids)
 

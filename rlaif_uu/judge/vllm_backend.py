@@ -152,19 +152,10 @@ class VLLMJudge:
         return self._llm
 
     def _start(self) -> None:
-        from rlaif_uu.judge.transformers_backend import verdict_token_ids
+        from rlaif_uu.judge.transformers_backend import verdict_id_pair
 
         llm = start_engine(self.ref.path, self.engine_options, f"vllm judge for '{self.name}'")
-        tokenizer = llm.get_tokenizer()
-        if not getattr(tokenizer, "chat_template", None):
-            raise UserError(f"the tokenizer of '{self.name}' has no chat template; an instruction-tuned model is needed to judge")
-        unsafe_ids = verdict_token_ids(tokenizer, self.template.unsafe_word)
-        safe_ids = verdict_token_ids(tokenizer, self.template.safe_word)
-        if set(unsafe_ids) & set(safe_ids):
-            raise UserError(
-                f"verdict words '{self.template.unsafe_word}'/'{self.template.safe_word}' share a first token under the "
-                f"tokenizer of '{self.name}'; choose verdict words that start differently"
-            )
+        unsafe_ids, safe_ids = verdict_id_pair(llm.get_tokenizer(), self.template, self.name)
         self._llm, self._verdict_ids = llm, (unsafe_ids, safe_ids)
 
     @property

@@ -131,9 +131,8 @@ class FrozenEncoder:
         if path.exists():
             return np.load(path)
         emb = self.embed(texts)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, emb)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, emb)
         return emb
 
     def prepare(self, texts: list[str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -15,19 +15,19 @@ class BackboneConfig:
     """Classifier family and its training settings (``None`` = the family's default)."""
 
     kind: str = "frozen"  # frozen | encoder | causal
-    model: Optional[str] = None  # alias, local HF folder or hub id
+    model: str | None = None  # alias, local HF folder or hub id
     head: str = "linear"  # frozen only: linear | mlp
     hidden: int = 256  # frozen mlp width
     segments: bool = True  # frozen, encoder (mean pooling): embed user and assistant turns apart and concatenate
-    peft: Optional[str] = None  # encoder/causal: none | lora | qlora
-    pooling: Optional[str] = None  # encoder: mean (frozen-probe architecture, default) | cls (sequence classifier)
-    warm_start: Optional[bool] = None  # encoder (mean): start the head from a linear probe (LP-FT)
-    train_layers: Optional[int] = None  # encoder (mean, full): train only the top k layers, cache the rest
-    weight_decay: Optional[float] = None  # frozen, encoder: AdamW weight decay
+    peft: str | None = None  # encoder/causal: none | lora | qlora
+    pooling: str | None = None  # encoder: mean (frozen-probe architecture, default) | cls (sequence classifier)
+    warm_start: bool | None = None  # encoder (mean): start the head from a linear probe (LP-FT)
+    train_layers: int | None = None  # encoder (mean, full): train only the top k layers, cache the rest
+    weight_decay: float | None = None  # frozen, encoder: AdamW weight decay
     standardize: bool = False  # frozen: z-score the embeddings before the head
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
     max_length: int = 256
     lora_r: int = 8
     lora_alpha: int = 32
@@ -61,7 +61,7 @@ class ConfidentConfig:
 class EnsembleConfig:
     """``--method ensemble``: several judges' ``<name>_label`` columns aggregated by estimated accuracy."""
 
-    judges: Optional[list[str]] = None  # judge names (default: every <name>_label column but judge/gold/refined/human)
+    judges: list[str] | None = None  # judge names (default: every <name>_label column but judge/gold/refined/human)
     aggregate: str = "dawid_skene"  # dawid_skene | gold_accuracy | majority
     model: str = "two_coin"  # dawid_skene: two_coin | one_coin
     then: str = "robust_uu"  # robust_uu | classifier | none: what the aggregate labels feed
@@ -72,7 +72,7 @@ class EnsembleConfig:
 class ActiveConfig:
     """``--method active`` / ``rlaif-uu refine active``: the human-in-the-loop queue."""
 
-    queue: Optional[str] = None  # labelling queue file (.jsonl or .csv); its state sits beside it
+    queue: str | None = None  # labelling queue file (.jsonl or .csv); its state sits beside it
     budget: int = 100  # rows a person labels in all
     batch: int = 25  # rows per round
     strategy: str = "mixed"  # mixed | uncertainty | random
@@ -80,8 +80,8 @@ class ActiveConfig:
     w_model_judge: float = 1.0
     w_judges: float = 1.0
     human_weight: int = 3  # a human-labelled row counts this many times in training
-    simulate_from: Optional[str] = None  # file with id + gold_label: answer the queue from it (tests, benchmarks)
-    answers: Optional[str] = None  # a Label Studio JSON export (or id + human_label file) to merge into the queue
+    simulate_from: str | None = None  # file with id + gold_label: answer the queue from it (tests, benchmarks)
+    answers: str | None = None  # a Label Studio JSON export (or id + human_label file) to merge into the queue
 
 
 @dataclass
@@ -91,7 +91,7 @@ class RefineConfig:
     input: str = MISSING
     out: str = MISSING
     method: str = "robust_uu"  # robust_uu | neighbourhood | confident | ensemble | active
-    gold: Optional[str] = None  # gold file (id + gold_label); default: the input's gold_label column
+    gold: str | None = None  # gold file (id + gold_label); default: the input's gold_label column
     loss: str = "robust_uu"  # robust_uu | uu | pn
     lam: float = -0.001
     iterations: int = 5

@@ -8,9 +8,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from rlaif_uu.data.io import atomic_path  # noqa: E402
+from rlaif_uu.data.io import atomic_path
 
 
 def _series(its: list[dict[str, Any]], get: Any) -> tuple[list[float], list[list[float]]]:

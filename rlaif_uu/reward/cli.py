@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -17,8 +17,8 @@ class ExportConfig:
 
     source: str = MISSING  # refine --out folder (or its classifier/ folder)
     out: str = MISSING
-    gold: Optional[str] = None  # gold rows for the temperature (default: refine's --gold, else the gold_label column)
-    texts: Optional[str] = None  # corpus to distil a frozen-encoder head on (default: SOURCE/refined.jsonl)
+    gold: str | None = None  # gold rows for the temperature (default: refine's --gold, else the gold_label column)
+    texts: str | None = None  # corpus to distil a frozen-encoder head on (default: SOURCE/refined.jsonl)
     distill_epochs: int = 3
     distill_lr: float = 1e-4
     seed: int = 0

@@ -7,6 +7,7 @@ assets (MiniLM's WordPiece, SmolLM2's BPE), so loading code stays the real one.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,9 @@ from rlaif_uu.assets import resolve_model
 from rlaif_uu.cli import main
 from rlaif_uu.refine.backbones import CausalLM, FineTunedEncoder
 from rlaif_uu.refine.loop import refine
+from rlaif_uu.refine.losses import UUCoefficients, robust_uu_risk
 from rlaif_uu.refine.priors import GoldSet, sample_gold
 from rlaif_uu.refine.train import fit, predict
-from rlaif_uu.refine.losses import UUCoefficients, robust_uu_risk
-from functools import partial
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def _toy() -> tuple[list[str], np.ndarray, np.ndarray]:
     return texts, y, noisy
 
 
-def _trains(backbone) -> None:  # noqa: ANN001
+def _trains(backbone) -> None:
     """A few robust-UU steps change the trainable parameters and keep the logits finite."""
     texts, y, noisy = _toy()
     backbone.prepare(texts)

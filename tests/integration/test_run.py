@@ -90,8 +90,8 @@ def test_dry_run_reports_bad_paths_and_keys(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_accelerate_launch_runs_the_align_stage_from_its_wired_config(tmp_path: Path) -> None:
-    from rlaif_uu.pipeline.runner import launch_command
     from rlaif_uu.pipeline.recipe import wire
+    from rlaif_uu.pipeline.runner import launch_command
 
     root = Path(__file__).resolve().parents[2]
     cfg = load_config(RecipeConfig, str(root / "recipes" / "multi_gpu.yaml"), {"out": str(tmp_path / "run")},
@@ -136,7 +136,7 @@ def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
                for i, r in enumerate(rows))
     assert [r["response"] for r in rows[:4]] != [r["response"] for r in rows[4:]]  # two samples per prompt, two seeds
 
-    import rlaif_uu.evaluation.generation as generation
+    from rlaif_uu.evaluation import generation
 
     def no_model(*_: object) -> None:
         raise AssertionError("a cached answer was generated again")

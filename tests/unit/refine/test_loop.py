@@ -32,7 +32,7 @@ def _data(n: int = 600, seed: int = 0, sep: float = 2.5, pi: float = 0.35) -> tu
     return x, y
 
 
-def _run(x: np.ndarray, y: np.ndarray, noisy: np.ndarray, **kw: object):  # noqa: ANN202
+def _run(x: np.ndarray, y: np.ndarray, noisy: np.ndarray, **kw: object):
     idx = sample_gold(noisy, 50, 0)
     return refine([""] * len(y), noisy, GoldSet.from_strata(idx, y[idx], noisy), SyntheticEncoder(x), **kw)  # type: ignore[arg-type]
 
@@ -100,7 +100,7 @@ def test_last_rule_and_input_errors() -> None:
         _run(x, y, noisy, combine="vote")
 
 
-def _rec(t: int, acc: float, gain: float, se: float):  # noqa: ANN202
+def _rec(t: int, acc: float, gain: float, se: float):
     from rlaif_uu.refine.loop import IterationRecord
 
     return IterationRecord(t, {}, 0.5, 0, 0, {"value": acc}, {"value": gain, "se": se})

@@ -44,7 +44,7 @@ def test_intervals_cover_and_shrink_with_more_gold() -> None:
     small = GoldSet.from_strata(sample_gold(judge, 20, 0), truth[sample_gold(judge, 20, 0)], judge).priors(judge)
     idx = sample_gold(judge, 400, 0)
     big = GoldSet.from_strata(idx, truth[idx], judge).priors(judge)
-    width = lambda e: e.high - e.low  # noqa: E731
+    width = lambda e: e.high - e.low
     assert width(big.theta_p) < width(small.theta_p)
     assert big.theta_p.low <= truth[judge == 1].mean() <= big.theta_p.high
     lo, hi = wilson(0.5, 100)

@@ -169,7 +169,7 @@ def test_active_loop_spends_the_budget_and_learns() -> None:
     x, y = _data(seed=2)
     noisy = np.where(y == 1, _flip(y, 0.45, 7), y)  # a judge that misses 45% of harmful rows
     test = np.arange(300, 400)
-    acc = lambda g: {"acc": float(((g[test] > 0) == y[test]).mean())}  # noqa: E731
+    acc = lambda g: {"acc": float(((g[test] > 0) == y[test]).mean())}
     asked: list[int] = []
 
     def annotate(rows: np.ndarray) -> np.ndarray:
