@@ -51,11 +51,7 @@ def on_policy_rows(cfg: RecipeConfig, progress: bool = True) -> list[Row]:
     from rlaif_uu.align.prompts import build_prompts
     from rlaif_uu.assets import cache_dir
     from rlaif_uu.evaluation.cache import GenerationCache, generate_cached
-    from rlaif_uu.evaluation.generation import (
-        build_generator,
-        model_identity,
-        settings_key,
-    )
+    from rlaif_uu.evaluation.generation import build_generator, model_identity, settings_key
 
     op = cfg.data.on_policy
     if op.samples <= 0:
