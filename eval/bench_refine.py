@@ -206,7 +206,8 @@ def to_markdown(results: dict[str, Any]) -> str:
                   f"Iteration picked by the default rule, per seed: {[r['robust UU (50 gold)']['selected'] for r in block['per_seed']]}",
                   *([f"Refused on {len(refused)} seed(s) (not in the means): {refused[0]['error']}"] if refused else []),
                   "Gap recovered (robust UU vs raw, relative to all-gold): " + (
-                      f"{block['gap_recovered']:.0%}" if block["gap_recovered"] is not None else "n/a (the raw judge beats the all-gold classifier)"),
+                      f"{block['gap_recovered']:.0%}" if block["gap_recovered"] is not None else "n/a (the raw judge beats the all-gold classifier)")
+                  + (" (95% bootstrap interval over seeds: {:.0%} to {:.0%})".format(*block["gap_recovered_ci"]) if block.get("gap_recovered_ci") else ""),
                   "Paired accuracy difference of robust UU (50 gold) over each method, mean ± std over seeds (wins/seeds): " +
                   "; ".join(f"{m} {d[0]:+.3f} ± {d[1]:.3f} ({d[2]}/{d[3]})" for m, d in paired(block["per_seed"]).items()), ""]
     if "iter5_seconds" in results:
@@ -216,13 +217,28 @@ def to_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def gap_recovered(per_seed: list[dict[str, Any]]) -> float | None:
+    """(robust UU − raw) / (all gold − raw) on the seed means; ``None`` when the raw judge beats all gold."""
+    raw, rob, top = (float(np.mean([s[m]["acc"] for s in per_seed])) for m in ("raw judge", "robust UU (50 gold)", "all gold (upper bound)"))
+    return (rob - raw) / (top - raw) if top > raw else None
+
+
+def gap_interval(per_seed: list[dict[str, Any]], draws: int = 2000) -> list[float] | None:
+    """95% percentile bootstrap interval of :func:`gap_recovered`, resampling seeds."""
+    rng = np.random.default_rng(0)
+    boot = [gap_recovered([per_seed[i] for i in rng.integers(len(per_seed), size=len(per_seed))]) for _ in range(draws)]
+    boot = [b for b in boot if b is not None]
+    return [float(q) for q in np.quantile(boot, [0.025, 0.975])] if len(per_seed) > 1 and boot else None
+
+
 def judge_block(per_seed: list[dict[str, Any]], refused: list[dict[str, Any]]) -> dict[str, Any]:
-    """Summary, per-seed results, refusals and the share of the raw → all-gold gap robust UU recovers."""
+    """Summary, per-seed results, refusals and the share of the raw → all-gold gap robust UU recovers (with its
+    bootstrap interval over seeds)."""
     if not per_seed:
         return {"refused": refused}
-    s = summarise(per_seed)
-    raw, rob, top = s["raw judge"]["acc"][0], s["robust UU (50 gold)"]["acc"][0], s["all gold (upper bound)"]["acc"][0]
-    return {"summary": s, "per_seed": per_seed, "refused": refused, "gap_recovered": (rob - raw) / (top - raw) if top > raw else None}
+    gap = gap_recovered(per_seed)
+    return {"summary": summarise(per_seed), "per_seed": per_seed, "refused": refused,
+            "gap_recovered": gap, "gap_recovered_ci": None if gap is None else gap_interval(per_seed)}
 
 
 def write_results(results: dict[str, Any], out: Path) -> None:
@@ -238,7 +254,7 @@ def merge(files: list[str], out: Path) -> None:
     results = parts[0] | {"command": " && ".join(p["command"] for p in parts) + f" && python eval/bench_refine.py --merge {' '.join(files)} --out {out}",
                           "seeds": sum(counts), "judges": {},
                           "pooled": ", ".join(f"{Path(f).name}: {n} seed(s)" for f, n in zip(files, counts))}
-    for judge in parts[0]["judges"]:
+    for judge in [j for j in parts[0]["judges"] if all(j in p["judges"] for p in parts)]:  # the judges every part ran
         blocks = [p["judges"][judge] for p in parts]
         results["judges"][judge] = judge_block([r for b in blocks for r in b.get("per_seed", [])],
                                                [r for b in blocks for r in b.get("refused", [])])
@@ -254,7 +270,8 @@ def main() -> None:
                     "or COLUMN@F to label the top fraction F harmful (a user's assumed harmful share, not from gold)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
-    ap.add_argument("--merge", nargs="+", default=None, help="pool the seeds of these result JSON files into --out; run nothing")
+    ap.add_argument("--merge", nargs="+", default=None,
+                    help="pool the seeds of these result JSON files (the judges they all ran) into --out; run nothing")
     ap.add_argument("--n-gold", type=int, default=50)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
