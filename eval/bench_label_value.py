@@ -10,9 +10,9 @@ A rough yardstick for it: the UU risk divides by Δ = θp − θn, so its varian
 1/Δ² times that of the clean risk, and n_train noisy rows carry about Δ²·n_train clean
 labels' worth of information (a heuristic, not a bound).
 
-Rerun (writes eval/results/label_value.{json,md,png}, a couple of minutes on 2 cores):
+Rerun (writes eval/results/label_value.{json,md,png}, about 4 minutes on 2 cores):
 
-    .venv/bin/python eval/bench_label_value.py --seeds 10
+    .venv/bin/python eval/bench_label_value.py --seeds 30
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from bench_refine import HERE, gold_set, judge_labels, split_and_gold, supervised
+
 from rlaif_uu.config import load_config
 from rlaif_uu.data.corpus import build_safety_corpus
 from rlaif_uu.data.io import write_json
@@ -59,7 +59,8 @@ def label_equivalent(sizes: list[int], means: list[float], target: float) -> flo
 def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± std of the curve, robust UU's mean, its label equivalent and the Δ²·n yardstick."""
     sizes = sorted(int(n) for n in per_seed[0]["curve"])
-    curve = {n: [float(np.mean(v)), float(np.std(v))] for n in sizes for v in [[s["curve"][str(n)] for s in per_seed]]}
+    acc = {n: [s["curve"][str(n)] for s in per_seed] for n in sizes}
+    curve = {n: [float(np.mean(acc[n])), float(np.std(acc[n]))] for n in sizes}
     rob = float(np.mean([s["robust_uu"] for s in per_seed]))
     delta = float(np.mean([s["delta"] for s in per_seed]))
     return {"curve": curve, "robust_uu": [rob, float(np.std([s["robust_uu"] for s in per_seed]))],
@@ -69,14 +70,14 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def to_markdown(summary: dict[str, Any], command: str, seeds: int) -> str:
-    """The curve table and the two label equivalents."""
+    """The curve table, robust UU's row and its label equivalent."""
     eq = summary["label_equivalent"]
     rows = [f"| {n} clean labels | {m:.3f} ± {s:.3f} |" for n, (m, s) in summary["curve"].items()]
     return "\n".join([
         "# What the judge's noisy labels + 50 gold are worth in clean labels (frozen MiniLM probe)", "",
         f"Command: `{command}`", "",
-        f"Simulated judge (35% harmful→safe, 15% safe→harmful), {seeds} seeds, splits of eval/bench_refine.py; "
-        "held-out accuracy (mean ± std over seeds).", "",
+        (f"Simulated judge (35% harmful→safe, 15% safe→harmful), {seeds} seeds, splits of eval/bench_refine.py; "
+         "held-out accuracy (mean ± std over seeds)."), "",
         "| training labels | accuracy |", "|---|---|",
         f"| raw judge labels (no classifier) | {summary['raw']:.3f} |",
         *rows,
