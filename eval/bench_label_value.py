@@ -23,12 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_refine import HERE, gold_set, judge_labels, split_and_gold, supervised
+from bench_refine import HERE, corpus_arrays, gold_set, judge_labels, split_and_gold, supervised
 
 from rlaif_uu.config import load_config
-from rlaif_uu.data.corpus import build_safety_corpus
 from rlaif_uu.data.io import write_json
-from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.refine.config import BackboneConfig, build_backbone
 from rlaif_uu.refine.loop import refine
 
@@ -121,10 +119,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "label_value"))
     args = ap.parse_args()
     backbone = build_backbone(load_config(BackboneConfig, flags={"kind": "frozen"}))
-    corpus = build_safety_corpus(seed=0)
-    texts = [classifier_text(r["prompt"], r["response"]) for r in corpus]
-    y = np.array([r["gold_label"] for r in corpus])
-    ids = [r["id"] for r in corpus]
+    texts, y, ids = corpus_arrays()
     backbone.prepare(texts)
     sizes = tuple(int(n) for n in args.sizes.split(","))
     per_seed = []
@@ -135,9 +130,10 @@ def main() -> None:
     command = "python " + " ".join(sys.argv)
     out = Path(args.out)
     write_json(out.with_suffix(".json"), {"command": command, "summary": summary, "per_seed": per_seed})
-    out.with_suffix(".md").write_text(to_markdown(summary, command, args.seeds))
+    md = to_markdown(summary, command, args.seeds)
+    out.with_suffix(".md").write_text(md)
     plot(summary, out.with_suffix(".png"))
-    print(to_markdown(summary, command, args.seeds))
+    print(md)
 
 
 if __name__ == "__main__":

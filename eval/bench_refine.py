@@ -42,6 +42,13 @@ HERE = Path(__file__).parent
 JUDGE_FILE = HERE / "data" / "corpus_judges.jsonl"
 
 
+def corpus_arrays() -> tuple[list[str], np.ndarray, list[str]]:
+    """Classifier texts, gold labels and ids of the benchmark corpus (``build_safety_corpus(seed=0)``)."""
+    corpus = build_safety_corpus(seed=0)
+    return ([classifier_text(r["prompt"], r["response"]) for r in corpus], np.array([r["gold_label"] for r in corpus]),
+            [r["id"] for r in corpus])
+
+
 def metrics(y: np.ndarray, labels: np.ndarray, scores: np.ndarray | None) -> dict[str, float]:
     """Accuracy, F1 (harmful = positive) and AUROC (from scores, else from labels)."""
     s = labels if scores is None else scores
@@ -225,10 +232,12 @@ def gap_recovered(per_seed: list[dict[str, Any]]) -> float | None:
 
 def gap_interval(per_seed: list[dict[str, Any]], draws: int = 2000) -> list[float] | None:
     """95% percentile bootstrap interval of :func:`gap_recovered`, resampling seeds."""
+    if len(per_seed) < 2:
+        return None
     rng = np.random.default_rng(0)
     boot = [gap_recovered([per_seed[i] for i in rng.integers(len(per_seed), size=len(per_seed))]) for _ in range(draws)]
     boot = [b for b in boot if b is not None]
-    return [float(q) for q in np.quantile(boot, [0.025, 0.975])] if len(per_seed) > 1 and boot else None
+    return [float(q) for q in np.quantile(boot, [0.025, 0.975])] if boot else None
 
 
 def judge_block(per_seed: list[dict[str, Any]], refused: list[dict[str, Any]]) -> dict[str, Any]:
@@ -292,10 +301,7 @@ def main() -> None:
     refine_kw = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.refine)}
     cfg = load_config(BackboneConfig, flags={"kind": args.backbone}, overrides=args.set)
     backbone = build_backbone(cfg)
-    corpus = build_safety_corpus(seed=0)
-    texts = [classifier_text(r["prompt"], r["response"]) for r in corpus]
-    y = np.array([r["gold_label"] for r in corpus])
-    ids = [r["id"] for r in corpus]
+    texts, y, ids = corpus_arrays()
     results: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "backbone": vars(cfg), "seeds": args.seeds,
                                "corpus": f"{len(y)} rows, {int(y.sum())} harmful (build_safety_corpus(seed=0))", "judges": {}}
     if args.backbone == "frozen":

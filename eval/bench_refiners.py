@@ -26,11 +26,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_refine import gold_set, judge_labels, metrics, split_and_gold, supervised
+from bench_refine import corpus_arrays, gold_set, judge_labels, metrics, split_and_gold, supervised
 
-from rlaif_uu.data.corpus import build_safety_corpus
 from rlaif_uu.data.io import write_json
-from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.active import run_active
 from rlaif_uu.refine.classify import logits_for, sentence_embeddings, train_on_labels
@@ -209,10 +207,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     backbone = build_backbone(BackboneConfig())
-    corpus = build_safety_corpus(seed=0)
-    texts = [classifier_text(r["prompt"], r["response"]) for r in corpus]
-    y = np.array([r["gold_label"] for r in corpus])
-    ids = [r["id"] for r in corpus]
+    texts, y, ids = corpus_arrays()
     backbone.prepare(texts)
     emb = sentence_embeddings(texts, backbone, "all-minilm-l6-v2")
     res: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "seeds": args.seeds,

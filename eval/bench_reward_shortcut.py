@@ -121,8 +121,9 @@ def main() -> None:
     args = ap.parse_args()
     res = run(args)
     write_json(f"{args.out}.json", res)
-    Path(f"{args.out}.md").write_text(to_markdown(res), encoding="utf-8")
-    print(to_markdown(res))
+    md = to_markdown(res)
+    Path(f"{args.out}.md").write_text(md, encoding="utf-8")
+    print(md)
 
 
 if __name__ == "__main__":
