@@ -9,6 +9,7 @@ returned as plain dicts; label columns are normalised to ints (1 = harmful,
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -30,20 +31,21 @@ def _where(path: Path, line: int | None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
 
-def _read_text_lines(path: Path) -> list[str]:
+def _read_text(path: Path) -> str:
+    """The file as text; a UTF-8 byte-order mark (what spreadsheet programs write) is dropped."""
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise UserError(
             f"{path}:{line}: bytes that are not UTF-8 (position {exc.start}); re-save the file as UTF-8"
         ) from None
-    return text.splitlines()
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Row]]:
-    for number, line in enumerate(_read_text_lines(path), start=1):
+    # JSON lines end at "\n" only: str.splitlines() would also split inside strings at U+2028, U+0085 etc.
+    for number, line in enumerate(_read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -56,10 +58,21 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Row]]:
 
 
 def _iter_csv(path: Path) -> Iterator[tuple[int, Row]]:
-    lines = _read_text_lines(path)
-    reader = csv.DictReader(lines)
-    for row in reader:
-        yield reader.line_num, dict(row)
+    # The reader gets the whole text so that quoted fields keep their newlines.
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    try:
+        columns = reader.fieldnames or []
+        while True:
+            start = reader.line_num + 1  # a quoted field may span lines: name the line the row starts on
+            row = next(reader, None)
+            if row is None:
+                return
+            if None in row:
+                raise UserError(f"{path}:{start}: more cells than the {len(columns)} columns of the header; "
+                                "quote cells that contain commas")
+            yield start, dict(row)
+    except csv.Error as exc:
+        raise UserError(f"{path}:{reader.line_num}: malformed CSV ({exc}); check the quotes on this line") from None
 
 
 def _iter_table(rows: Iterable[Row]) -> Iterator[tuple[int | None, Row]]:
@@ -86,9 +99,15 @@ def _iter_rows(path: Path) -> Iterator[tuple[int | None, Row]]:
     if suffix == ".csv":
         return _iter_csv(path)
     if suffix in (".parquet", ".pq"):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return _iter_table(pq.read_table(path).to_pylist())
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"{path}: not a readable Parquet file ({reason}); re-export it or pass JSONL/CSV") from None
+        return _iter_table(table.to_pylist())
     raise UserError(f"{path}: unknown file type '{suffix}'; use .jsonl, .csv, .parquet or a saved HF dataset folder")
 
 

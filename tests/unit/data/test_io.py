@@ -90,3 +90,47 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         write_records(target, [{"prompt": object()}])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_csv_keeps_quoted_newlines(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text('id,prompt,response,judge_label\na,"line one\nline two",r,safe\nb,p,"x\r\ny",harmful\n', newline="")
+    rows = read_records(path, REQ)
+    assert rows[0]["prompt"] == "line one\nline two" and rows[1]["response"] == "x\r\ny"
+    path.write_text('prompt,response,judge_label\n"a\nb",r,safe\nc,d,perhaps\n')
+    with pytest.raises(UserError, match=r"x.csv:4: field 'judge_label'"):  # the row that starts on line 4
+        read_records(path, REQ)
+
+
+def test_csv_with_more_cells_than_columns(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("prompt,response,judge_label\na,b,safe,extra\n")
+    with pytest.raises(UserError, match=r"x.csv:2: more cells than the 3 columns"):
+        read_records(path, REQ)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"])
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path: Path, separator: str) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text(f'{{"prompt": "a{separator}b", "response": "r", "judge_label": 1}}\n', encoding="utf-8")
+    assert read_records(path, REQ)[0]["prompt"] == f"a{separator}b"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_utf8_bom_is_dropped(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"x{suffix}"
+    text = "id,prompt,response,judge_label\nmine,a,b,safe\n" if suffix == ".csv" else '{"id": "mine", "prompt": "a", "response": "b", "judge_label": 0}\n'
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    rows = read_records(path, REQ)
+    assert rows[0]["id"] == "mine" and "\ufeffid" not in rows[0]
+    gold = tmp_path / "gold.csv"
+    gold.write_bytes(b"\xef\xbb\xbfid,gold_label\nmine,harmful\n")
+    assert read_records(gold, required=("gold_label",))[0] == {"id": "mine", "gold_label": 1}
+
+
+@pytest.mark.parametrize("content", [b"PAR1 this is not parquet", b"", b"PAR1" + b"\x00" * 64 + b"PAR1"])
+def test_corrupt_parquet_is_one_line(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "x.parquet"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=r"x.parquet: not a readable Parquet file"):
+        read_records(path, REQ)
