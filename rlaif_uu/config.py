@@ -1,7 +1,8 @@
 """The one config mechanism: typed dataclasses < YAML file < CLI flags < dotted overrides.
 
 Built on OmegaConf structured configs; unknown keys and wrong types become a
-one-line :class:`UserError` that suggests the closest valid key.
+one-line :class:`UserError` that suggests the closest valid key; every numeric setting
+is range-checked against :mod:`rlaif_uu.config_ranges`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
+from rlaif_uu.config_ranges import check_ranges
 from rlaif_uu.errors import UserError
 
 T = TypeVar("T")
@@ -45,6 +48,10 @@ def _yaml_layers(path: Path, seen: tuple[Path, ...]) -> list[tuple[str, Any]]:
         raise UserError(f"{path}: 'base' files form a cycle; remove one of the base keys")
     try:
         loaded = OmegaConf.load(path)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise UserError(f"{where}: not valid YAML ({exc.problem or exc.context}); fix the syntax on that line") from None
     except Exception as exc:  # noqa: BLE001 - yaml raises several types
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     base = loaded.pop("base", None) if isinstance(loaded, DictConfig) else None
@@ -87,11 +94,13 @@ def load_config(schema: type[T], yaml_path: str | None = None, flags: dict[str, 
         except ValidationError as exc:
             raise UserError(f"{source}: config key '{exc.full_key}': {exc.msg.splitlines()[0]}") from None
     try:
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        cfg = OmegaConf.to_object(merged)
     except MissingMandatoryValue as exc:
         raise UserError(f"missing required setting '{exc.full_key}' (pass it as a flag, in the YAML or as {exc.full_key}=...)") from None
     except OmegaConfBaseException as exc:
         raise UserError(f"config: {str(exc).splitlines()[0]}") from None
+    check_ranges(cfg)  # every stage's numbers are range-checked here, before any work
+    return cfg  # type: ignore[return-value]
 
 
 def to_yaml(cfg: Any) -> str:

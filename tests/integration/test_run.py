@@ -86,6 +86,11 @@ def test_dry_run_reports_bad_paths_and_keys(tmp_path: Path, capsys: pytest.Captu
     assert "did you mean 'align.steps'" in capsys.readouterr().err
     assert main(["run", str(recipe), "--dry-run", "eval.suites=[harmbnch]"]) == 2
     assert "unknown suite 'harmbnch'" in capsys.readouterr().err
+    assert main(["run", str(recipe), "--dry-run", "align.steps=-3", "eval.limit=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "setting 'align.steps' is -3; it must be >= 1" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", str(recipe), "--dry-run", "eval.limit=-1"]) == 2
+    assert "setting 'eval.limit' is -1" in capsys.readouterr().err
 
 
 

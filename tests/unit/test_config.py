@@ -49,3 +49,65 @@ def test_base_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("base: nope.yaml\n")
     with pytest.raises(UserError, match=r"nope.yaml: config file not found \(the base of .*c.yaml\)"):
         load_config(RefineConfig, str(tmp_path / "c.yaml"))
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("iterations=0", r"setting 'iterations' is 0; it must be >= 1"),
+        ("backbone.lr=-1e-3", r"setting 'backbone.lr' is -0.001; it must be > 0"),
+        ("val_fraction=1.5", r"setting 'val_fraction' is 1.5; it must be in \(0, 1\)"),
+        ("seed=-1", r"setting 'seed' is -1; it must be >= 0"),
+        ("lam=nan", r"setting 'lam' is nan; it must be a finite number"),
+    ],
+)
+def test_numbers_out_of_range_are_one_line(override: str, match: str) -> None:
+    with pytest.raises(UserError, match=match):
+        load_config(RefineConfig, None, {"input": "a", "out": "b"}, [override])
+
+
+def test_ranges_reach_nested_lists_and_every_stage() -> None:
+    from rlaif_uu.align.config import AlignConfig
+    from rlaif_uu.judge.cli import LabelConfig
+
+    with pytest.raises(UserError, match=r"setting 'steps' is -3; it must be >= 1"):
+        load_config(AlignConfig, None, {"reward": "r", "out": "o", "steps": -3})
+    with pytest.raises(UserError, match=r"setting 'judges.0.concurrency' is 0"):
+        load_config(LabelConfig, None, {"input": "a", "out": "b", "judges": [{"kind": "openai", "concurrency": 0}]})
+    assert load_config(AlignConfig, None, {"reward": "r", "out": "o", "steps": 1}).steps == 1
+
+
+def test_every_numeric_setting_of_every_stage_has_a_range() -> None:
+    import dataclasses
+    import typing
+
+    from rlaif_uu.config_ranges import rule_for
+    from rlaif_uu.pipeline.recipe import RecipeConfig
+
+    def unlisted(cls: type, prefix: str) -> list[str]:
+        out: list[str] = []
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
+            if typing.get_origin(hints[f.name]) in (list, dict):
+                kinds = typing.get_args(hints[f.name])[-1:]
+            nested = [k for k in kinds if dataclasses.is_dataclass(k)]
+            if nested:
+                out += unlisted(nested[0], f"{prefix}{f.name}.")
+            elif any(k in (int, float) for k in kinds) and rule_for(cls, f.name, f.metadata) is None:
+                out.append(f"{cls.__name__}.{f.name} ({prefix}{f.name})")
+        return out
+
+    missing = unlisted(RecipeConfig, "")
+    assert not missing, f"give these numeric settings a range in rlaif_uu/config_ranges.py: {missing}"
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    y = tmp_path / "bad.yaml"
+    y.write_text("input: a.jsonl\nout: o\nbackbone:\n  lr: [0.1\n  epochs: 3\nseed: 1\n")
+    with pytest.raises(UserError, match=r"bad.yaml:\d+:\d+: not valid YAML") as info:
+        load_config(RefineConfig, str(y))
+    assert len(str(info.value).splitlines()) == 1
+    y.write_text("input: a.jsonl\n\tout: o\n")
+    with pytest.raises(UserError, match=r"bad.yaml:2:1: not valid YAML"):
+        load_config(RefineConfig, str(y))
