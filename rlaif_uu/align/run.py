@@ -21,7 +21,7 @@ from typing import Any
 from rlaif_uu.align.config import AlignConfig
 from rlaif_uu.align.prompts import build_prompts
 from rlaif_uu.config import to_yaml
-from rlaif_uu.data.io import atomic_dir, write_json, write_records
+from rlaif_uu.data.io import atomic_dir, check_output, write_json, write_records
 from rlaif_uu.errors import UserError
 
 
@@ -87,7 +87,7 @@ def run_align(cfg: AlignConfig) -> Path:
     """Train the policy against the reward; returns the output folder."""
     from rlaif_uu.align.trainer import build_trainer, check_config
 
-    out = Path(cfg.out)
+    out = check_output(cfg.out, folder=True)
     checkpoints = out / "checkpoints"
     resume_from = _last_checkpoint(checkpoints) if cfg.resume else None
     if cfg.resume and resume_from is None:

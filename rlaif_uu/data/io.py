@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -191,12 +192,85 @@ def _umask() -> int:
     return mask
 
 
+def _temp_prefix(path: Path) -> str:
+    # The pid in the name lets a later run tell a dead run's leftovers from a live run's work.
+    return f".{path.name}.tmp{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove temp files/folders of ``path`` left by killed runs (their process is gone); returns what was removed."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.tmp(\d+)-")
+    removed: list[Path] = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if not match or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            removed.append(entry)
+        except OSError:  # another run cleaned it first, or it is not ours to remove
+            continue
+    return removed
+
+
+def check_output(path: str | os.PathLike[str], *, folder: bool = False, flag: str = "--out") -> Path:
+    """Fail fast, before any long work, when ``path`` cannot be written.
+
+    Checks that no parent is a regular file, that a file target is not a folder (and a folder
+    target not a file), and that a file can be created where the output will go. Stale temp
+    files of earlier killed runs of the same target are removed.
+
+    Raises:
+        UserError: naming the path and what to do.
+    """
+    path = Path(path)
+    if folder and path.is_file():
+        raise UserError(f"{path}: {flag} is a file, but a folder is written there; choose a folder path")
+    if not folder and path.is_dir():
+        raise UserError(f"{path}: {flag} is a folder; give a file name (for example {path / 'out.jsonl'})")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{path}: cannot write {flag} because {parent} is a file, not a folder; choose another {flag}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write {flag} in {parent} ({exc.strerror or exc}); choose a writable {flag}") from None
+    clean_stale_temps(path)
+    return path
+
+
+def _write_error(path: Path, exc: OSError) -> UserError:
+    return UserError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable path")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the result should look like any written file
     try:
@@ -209,10 +283,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty temp folder beside ``path``; on success it replaces ``path`` (folder or file) whole."""
+    """Yield an empty temp folder beside ``path``; on success it replaces ``path`` (folder or file) whole.
+
+    Temp folders of earlier killed runs of the same ``path`` are removed first.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(path)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
     try:
         yield tmp

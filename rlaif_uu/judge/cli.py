@@ -30,7 +30,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlaif_uu.config import load_config
-from rlaif_uu.data.io import Row, read_records, write_json, write_records
+from rlaif_uu.data.io import Row, check_output, read_records, write_json, write_records
 from rlaif_uu.errors import UserError
 
 KINDS = ("transformers", "vllm", "openai", "embedding", "rules")
@@ -240,6 +240,7 @@ def run_label(cfg: LabelConfig) -> Path:
     out = Path(cfg.out)
     if out.suffix.lower() not in OUT_SUFFIXES:
         raise UserError(f"{out}: unknown output type '{out.suffix}'; use .jsonl, .csv or .parquet")
+    check_output(out)
     if out.exists() and not cfg.overwrite:
         raise UserError(f"{out}: file exists; pass --overwrite or choose another --out")
     if cfg.aggregate not in AGGREGATES:

@@ -11,7 +11,8 @@ import numpy as np
 
 from rlaif_uu.assets import resolve_model
 from rlaif_uu.config import load_config, to_yaml
-from rlaif_uu.data.io import Row, atomic_dir, read_records, write_json, write_records
+from rlaif_uu.config_ranges import AT_LEAST_1, check_number
+from rlaif_uu.data.io import Row, atomic_dir, check_output, read_records, write_json, write_records
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.config import RefineConfig, build_backbone, loop_settings
@@ -67,6 +68,7 @@ def run_refine(cfg: RefineConfig) -> Path | None:
     """
     if cfg.method not in METHODS:
         raise UserError(f"method '{cfg.method}' is unknown; use one of {', '.join(METHODS)}")
+    check_output(cfg.out, folder=True)  # every method writes a folder; fail before any training
     if cfg.method == "active":
         from rlaif_uu.refine.queue import run_active_queue
 
@@ -125,8 +127,10 @@ def run_refine(cfg: RefineConfig) -> Path | None:
 
 def run_sample_gold(input_path: str, n: int, out: str, seed: int, overwrite: bool) -> Path:
     """Write ``n`` rows to label by hand (half pseudo-harmful, half pseudo-safe) with an empty gold_label."""
+    check_number("--n", n, AT_LEAST_1)
     if Path(out).exists() and not overwrite:
         raise UserError(f"{out}: file exists; pass --overwrite or choose another --out")
+    check_output(out)
     rows = read_records(input_path, required=REFINE_COLUMNS)
     picked = sample_gold(np.array([r["judge_label"] for r in rows]), n, seed)
     todo = [{"id": rows[i]["id"], "prompt": rows[i]["prompt"], "response": rows[i]["response"],

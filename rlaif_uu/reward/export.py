@@ -31,7 +31,7 @@ from scipy.optimize import minimize_scalar
 from tqdm.auto import tqdm
 
 from rlaif_uu import __version__
-from rlaif_uu.data.io import atomic_dir, read_records, write_json
+from rlaif_uu.data.io import atomic_dir, check_output, read_records, write_json
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward.classifier import (
@@ -203,7 +203,7 @@ Text format: `{TEXT_FORMAT!r}` (the chat template reproduces it).
 def export_reward(src: str | Path, out: str | Path, gold: str | None = None, texts: str | None = None,
                   distill_epochs: int = 3, distill_lr: float = 1e-4, seed: int = 0, overwrite: bool = False) -> Path:
     """Write the reward folder ``out`` from a refine output (or classifier) folder ``src``; atomic."""
-    src, out = Path(src), Path(out)
+    src, out = Path(src), check_output(out, folder=True)  # before minutes of distillation
     cdir = classifier_dir(src)
     info = classifier_info(cdir)
     run_dir = cdir.parent if cdir.name == "classifier" else cdir

@@ -134,3 +134,52 @@ def test_corrupt_parquet_is_one_line(tmp_path: Path, content: bytes) -> None:
     path.write_bytes(content)
     with pytest.raises(UserError, match=r"x.parquet: not a readable Parquet file"):
         read_records(path, REQ)
+
+
+def _unwritable_targets(tmp_path: Path) -> list[tuple[Path, bool, str]]:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "adir").mkdir(exist_ok=True)
+    return [
+        (afile / "out.jsonl", False, r"afile is a file, not a folder"),
+        (afile / "deeper" / "run", True, r"afile is a file, not a folder"),
+        (tmp_path / "adir", False, r"--out is a folder"),
+        (afile, True, r"--out is a file"),
+        (Path("/proc/rlaif_uu_test/out.jsonl"), False, r"cannot write --out"),
+    ]
+
+
+def test_check_output_refuses_unwritable_paths(tmp_path: Path) -> None:
+    from rlaif_uu.data.io import check_output
+
+    for target, folder, match in _unwritable_targets(tmp_path):
+        with pytest.raises(UserError, match=match):
+            check_output(target, folder=folder)
+    assert check_output(tmp_path / "new" / "sub" / "out.jsonl") == tmp_path / "new" / "sub" / "out.jsonl"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+def test_writers_turn_os_errors_into_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match=r"cannot write"):
+        write_records(tmp_path / "afile" / "out.jsonl", _rows())
+
+
+def test_stale_temps_of_dead_runs_are_removed(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from rlaif_uu.data.io import atomic_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".run.tmp{dead}-abc123"
+    (stale / "classifier").mkdir(parents=True)
+    live = tmp_path / f".run.tmp{os.getpid()}-live"  # a run still going: kept
+    live.mkdir()
+    other = tmp_path / f".other.tmp{dead}-x"  # another target's: kept
+    other.mkdir()
+    with atomic_dir(tmp_path / "run") as tmp:
+        (tmp / "done").write_text("ok")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / "run" / "done").read_text() == "ok"
