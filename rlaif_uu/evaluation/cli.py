@@ -70,6 +70,12 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("--allow-version-mismatch", action="store_true",
                    help="compare anyway when suite versions differ (a loud warning names them)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    c.add_argument("--max-seq-rep-rise", type=float, metavar="X",
+                   help="DEGENERATION flag when benign seq_rep_3 rises by more than X (default 0.10)")
+    c.add_argument("--min-length-ratio", type=float, metavar="R",
+                   help="DEGENERATION flag when the mean benign answer length falls below R x before (default 0.5)")
+    c.add_argument("--max-duplicate-rise", type=float, metavar="X",
+                   help="DEGENERATION flag when the benign duplicate_answer_rate rises by more than X (default 0.20)")
     c.set_defaults(func=run_compare)
 
 
@@ -108,11 +114,13 @@ def run(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     """Run the parsed ``eval compare`` command."""
     from rlaif_uu.evaluation.compare import compare_reports
+    from rlaif_uu.evaluation.degeneration import DegenerationThresholds
 
     if args.before == args.after:
         raise UserError("eval compare: BEFORE and AFTER are the same folder")
+    given = {k: getattr(args, k) for k in ("max_seq_rep_rise", "min_length_ratio", "max_duplicate_rise") if getattr(args, k) is not None}
     out = compare_reports(args.before, args.after, args.out, allow_version_mismatch=args.allow_version_mismatch,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, thresholds=DegenerationThresholds(**given))
     print((out / "compare.md").read_text(encoding="utf-8"))
     print(f"wrote {out}/compare.json, compare.md, compare.png")
     return 0

@@ -11,6 +11,11 @@ Reports made with different suite versions are refused (``allow_version_mismatch
 compares anyway, with a loud warning naming the suites); different prompt sets (e.g. one
 run with ``--limit``) or generation settings are warned about in the output. A scorer whose id
 differs between the reports (each run scored by its own reward model) is left out, with a warning.
+
+The degeneration measures of every report (scorer ``text``: seq_rep_3, answer_length_words,
+duplicate_answer_rate; see :mod:`rlaif_uu.evaluation.degeneration`) are compared like the rest,
+and on benign suites they decide the DEGENERATION flag (``degeneration`` in compare.json, a loud
+line in compare.md and the log) under :class:`~rlaif_uu.evaluation.degeneration.DegenerationThresholds`.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ import numpy as np
 
 from rlaif_uu.data.io import atomic_dir, atomic_path, write_json
 from rlaif_uu.errors import UserError
+from rlaif_uu.evaluation.degeneration import DEGENERATION, DegenerationThresholds, degeneration_flag, flag_lines
 from rlaif_uu.evaluation.metrics import CATALOGUE, bootstrap_mean, ci_overlap
-from rlaif_uu.evaluation.report import fmt, metric_rows
+from rlaif_uu.evaluation.report import bounded, fmt, metric_rows
 
 log = logging.getLogger(__name__)
 SETTINGS = ("backend", "temperature", "top_p", "max_new_tokens", "seed", "system_prompt")
@@ -69,8 +75,10 @@ def _paired_change(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], c
 
 
 def compare(before: dict[str, Any], after: dict[str, Any], before_dir: Path | None = None, after_dir: Path | None = None,
-            allow_version_mismatch: bool = False) -> dict[str, Any]:
-    """The comparison as a dict (``rows``, ``warnings``, ``only_before``, ``only_after``).
+            allow_version_mismatch: bool = False, thresholds: DegenerationThresholds | None = None) -> dict[str, Any]:
+    """The comparison as a dict (``rows``, ``warnings``, ``degeneration``, ``only_before``, ``only_after``).
+
+    ``degeneration`` is :func:`rlaif_uu.evaluation.degeneration.degeneration_flag` of the rows under ``thresholds``.
 
     Raises:
         UserError: a suite with different versions (unless ``allow_version_mismatch``), or no suite in common.
@@ -108,7 +116,8 @@ def compare(before: dict[str, Any], after: dict[str, Any], before_dir: Path | No
         if not est_a.get("n") or not est_b.get("n"):
             continue
         change = est_b["value"] - est_a["value"]
-        column = f"{scorer}.{CATALOGUE[metric].field}" if metric in CATALOGUE else ""
+        spec = CATALOGUE.get(metric) or DEGENERATION.get(metric)
+        column = f"{scorer}.{spec.field}" if spec else ""
         paired = _paired_change(*per_prompt[suite], column, after["bootstrap"])
         rows.append({"suite": suite, "metric": metric, "scorer": scorer, "higher_is_better": hib, "before": est_a, "after": est_b,
                      "change": round(change, 6), "improved": bool(change > 0) == hib if change != 0 else None,
@@ -116,6 +125,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], before_dir: Path | No
     return {"before": {"model": before["model"]["name"], "created": before.get("created")},
             "after": {"model": after["model"]["name"], "created": after.get("created")},
             "warnings": warnings, "rows": rows,
+            "degeneration": degeneration_flag(rows, {s: sa[s].get("kind", "") for s in common}, thresholds),
             "only_before": [s for s in sa if s not in sb], "only_after": [s for s in sb if s not in sa]}
 
 
@@ -123,11 +133,12 @@ def render_markdown(result: dict[str, Any]) -> str:
     """The comparison as a markdown table."""
     lines = [f"# Safety comparison: {result['before']['model']} (before) vs {result['after']['model']} (after)", ""]
     lines += [f"> **WARNING: {w}**" for w in result["warnings"]] + ([""] if result["warnings"] else [])
+    lines += flag_lines(result.get("degeneration"))
     lines += ["| suite | metric | scorer | before [95% CI] | after [95% CI] | change [paired 95% CI] | verdict |",
               "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         p = r["paired_change"]
-        change = f"{r['change']:+.3f}" + (f" [{p['low']:+.3f}, {p['high']:+.3f}]" if p else "")
+        change = f"{r['change']:+.3f}" + (f" [{p['low']:+.3f}, {p['high']:+.3f}]" if p and p.get("n") else "")
         verdict = "no change" if r["improved"] is None else ("better" if r["improved"] else "worse")
         if r["cis_overlap"]:
             verdict += " (CIs overlap)"
@@ -143,7 +154,7 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 def plot_comparison(result: dict[str, Any], path: str | Path) -> None:
     """Paired horizontal bars (before/after) with CI whiskers and the change written beside them."""
-    rows = result["rows"]
+    rows = [r for r in result["rows"] if bounded(r["metric"])]  # the x axis runs from 0 to 1; lengths in words stay in the table
     fig, ax = plt.subplots(figsize=(10, 1.0 + 0.55 * max(1, len(rows))))
     for k, (side, color) in enumerate((("before", "tab:gray"), ("after", "tab:blue"))):
         ys = [i + (k - 0.5) * 0.38 for i in range(len(rows))]
@@ -159,7 +170,10 @@ def plot_comparison(result: dict[str, Any], path: str | Path) -> None:
     ax.set(xlim=(0, 1.0), xlabel="value with 95% bootstrap CI")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    if result["warnings"]:
+    deg = result.get("degeneration") or {}
+    if deg.get("flag"):
+        ax.set_title("DEGENERATION: " + deg["reasons"][0][:105], fontsize=8, color="tab:red")
+    elif result["warnings"]:
         ax.set_title("WARNING: " + result["warnings"][0][:110], fontsize=8, color="tab:red")
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -168,7 +182,8 @@ def plot_comparison(result: dict[str, Any], path: str | Path) -> None:
 
 
 def compare_reports(before: str | Path, after: str | Path, out: str | Path | None = None, *,
-                    allow_version_mismatch: bool = False, overwrite: bool = False) -> Path:
+                    allow_version_mismatch: bool = False, overwrite: bool = False,
+                    thresholds: DegenerationThresholds | None = None) -> Path:
     """Write ``compare.json``, ``compare.md`` and ``compare.png``; returns the output folder.
 
     Args:
@@ -177,17 +192,20 @@ def compare_reports(before: str | Path, after: str | Path, out: str | Path | Non
         out: output folder (default: ``<after's parent>/compare_<before>_vs_<after>``).
         allow_version_mismatch: compare suites of different versions, with a loud warning.
         overwrite: replace an existing non-empty ``out``.
+        thresholds: when the DEGENERATION flag fires (defaults: :class:`DegenerationThresholds`).
 
     Raises:
         UserError: a folder that is not a report, different suite versions, no common suite, or an existing ``out``.
     """
     before, after = Path(before), Path(after)
-    result = compare(load_report(before), load_report(after), before, after, allow_version_mismatch)
+    result = compare(load_report(before), load_report(after), before, after, allow_version_mismatch, thresholds)
     target = Path(out) if out else after.parent / f"compare_{before.name}_vs_{after.name}"
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise UserError(f"{target}: exists and is not empty; pass --overwrite or choose another --out")
     for w in result["warnings"]:
         log.warning("WARNING: %s", w)
+    if result["degeneration"]["flag"]:
+        log.warning("DEGENERATION: the after policy's benign answers degenerate: %s", "; ".join(result["degeneration"]["reasons"]))
     with atomic_dir(target) as tmp:
         write_json(tmp / "compare.json", result)
         (tmp / "compare.md").write_text(render_markdown(result), encoding="utf-8")

@@ -39,8 +39,9 @@ class MetricDef:
     name: str
     kinds: tuple[str, ...]
     higher_is_better: dict[str, bool]
-    field: str  # per-row quantity of each scorer: "unsafe", "refused" or "safety"
+    field: str  # per-row quantity of each scorer: "unsafe", "refused" or "safety" (degeneration: its text.<field> column)
     description: str
+    bounded: bool = True  # a value in [0, 1]; the report's bar charts (x from 0 to 1) leave the others out
 
 
 CATALOGUE: dict[str, MetricDef] = {

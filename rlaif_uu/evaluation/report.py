@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from rlaif_uu.data.io import atomic_path
+from rlaif_uu.evaluation.degeneration import DEGENERATION, SCORER
+from rlaif_uu.evaluation.metrics import CATALOGUE
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
@@ -30,6 +32,12 @@ def metric_rows(report: dict[str, Any]) -> list[tuple[str, str, str, dict[str, A
             for scorer, est in m["by_scorer"].items():
                 out.append((suite, metric, scorer, est, m["higher_is_better"]))
     return out
+
+
+def bounded(metric: str) -> bool:
+    """Whether the metric's values lie in [0, 1] (the bar charts, drawn from 0 to 1, show only those)."""
+    spec = CATALOGUE.get(metric) or DEGENERATION.get(metric)
+    return spec is None or spec.bounded
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -54,6 +62,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     for suite, metric, scorer, est, hib in metric_rows(report):
         s = report["suites"][suite]
         lines.append(f"| {suite} (v{s['version']}, {s['n_prompts']}) | {metric} | {scorer} | {fmt(est)} | {'higher' if hib else 'lower'} |")
+    if "degeneration" in report:
+        lines += ["", (f"Scorer `{SCORER}`: degeneration measures of the answer text itself (no model): seq_rep_3 = share of "
+                       "repeated word 3-grams within an answer (seq-rep-n of Welleck et al. 2019, arXiv:1908.04319), answer "
+                       "length in words, and the share of answers identical to another prompt's answer (benign suites only). "
+                       "`eval compare` flags a policy whose benign answers degenerate.")]
     pairs = [(suite, pair, a) for suite, s in report["suites"].items() for pair, a in s["agreement"].items()]
     if pairs:
         lines += ["", "Agreement between scorers on the per-prompt unsafe label (Cohen's κ; `-` = undefined, "
@@ -72,7 +85,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Horizontal bars (one per scorer) for every suite/metric with 95% CI whiskers."""
-    rows = [r for r in metric_rows(report) if r[3].get("n", 0) > 0]
+    rows = [r for r in metric_rows(report) if r[3].get("n", 0) > 0 and bounded(r[1])]
     groups = list(dict.fromkeys((r[0], r[1]) for r in rows))
     scorers = list(dict.fromkeys(r[2] for r in rows))
     in_group = {g: [r[2] for r in rows if (r[0], r[1]) == g] for g in groups}  # bars are centred on each group's label

@@ -3,11 +3,12 @@
 Output folder (written to a temp folder beside it and renamed at the end, so an error
 leaves nothing partial)::
 
-    report.json   settings, per-suite metrics with 95% bootstrap CIs, scorer agreement (κ)
+    report.json   settings, per-suite metrics with 95% bootstrap CIs (the safety metrics per scorer, and
+                  the degeneration measures of the answer text, scorer ``text``), scorer agreement (κ)
     report.md     the same as tables
     report.png    bars with CI whiskers
     config.yaml   the resolved EvalConfig
-    rows/<suite>.jsonl  per prompt: id, category, prompt, completion and every scorer's columns
+    rows/<suite>.jsonl  per prompt: id, category, prompt, completion, every scorer's columns and ``text.*``
 
 Completions live in an SQLite cache (default ``<asset cache>/eval-generations.sqlite``),
 so rescoring with another judge or reward model never regenerates, and a killed run
@@ -31,6 +32,7 @@ from rlaif_uu.config import to_yaml
 from rlaif_uu.data.io import atomic_dir, write_json, write_records
 from rlaif_uu.errors import UserError
 from rlaif_uu.evaluation.cache import GenerationCache, generate_cached
+from rlaif_uu.evaluation.degeneration import degeneration_columns, degeneration_metrics, report_info, row_columns
 from rlaif_uu.evaluation.generation import GenerationConfig, Generator, build_generator, model_identity, settings_key
 from rlaif_uu.evaluation.metrics import B_DEFAULT, CATALOGUE, agreement, bootstrap_mean
 from rlaif_uu.evaluation.report import plot_report, render_markdown
@@ -166,17 +168,19 @@ def run_eval(cfg: EvalConfig, command: str | None = None) -> Path:
             gen = generate_cached(lazy, texts, gcache, key, cfg.generation.batch_size, cfg.progress, f"generate {suite.name}")
             scores = {n: sc(texts, gen.completions, suite.kind, cfg.progress) for n, sc in scorers.items() if sc.kind in suite.scorers}
             labels = {n: sc.unsafe for n, sc in scores.items() if not np.isnan(sc.unsafe).all()}
+            degen = degeneration_columns(gen.completions)  # every eval, so a compare can tell whether answers degenerated
             report_suites[suite.name] = {
                 "version": suite.version, "kind": suite.kind, "description": suite.description, "file": suite.file,
                 "n_prompts": len(rows), "prompt_fingerprint": prompt_fingerprint(rows),
                 "generation": {"cached": gen.n_cached, "generated": gen.n_generated, "seconds": round(gen.seconds, 2),
                                "generation_seconds": round(gen.generation_seconds, 1)},
-                "metrics": _suite_metrics(suite, scores, cfg), "agreement": agreement(labels),
+                "metrics": _suite_metrics(suite, scores, cfg) | degeneration_metrics(suite.kind, degen, cfg.bootstrap, cfg.bootstrap_seed),
+                "agreement": agreement(labels),
                 "scorers": {n: sc.info for n, sc in scores.items()},
             }
             rows_by_suite[suite.name] = [
                 {"id": r["id"], "category": r["category"], "prompt": r["prompt"], "completion": c}
-                | {k: v for n, sc in scores.items() for k, v in _row_columns(n, sc, i).items()}
+                | {k: v for n, sc in scores.items() for k, v in _row_columns(n, sc, i).items()} | row_columns(degen, i)
                 for i, (r, c) in enumerate(zip(rows, gen.completions))
             ]
     finally:
@@ -191,6 +195,7 @@ def run_eval(cfg: EvalConfig, command: str | None = None) -> Path:
         "generation": {**asdict(cfg.generation), "settings_key": key},
         "scorers": {n: {"kind": sc.kind, "id": sc.scorer_id} for n, sc in scorers.items()},
         "bootstrap": {"method": "percentile", "B": cfg.bootstrap, "seed": cfg.bootstrap_seed, "level": 0.95},
+        "degeneration": report_info(),
         "limit": cfg.limit, "limit_seed": cfg.limit_seed, "holdout": dict(cfg.holdout), "suites": report_suites,
         "wall_seconds": round(time.monotonic() - start, 1), "command": command,
     }

@@ -35,9 +35,17 @@ def _suite(tmp_path: Path, version: str = "1") -> Path:
     return path
 
 
-def _http_eval(tmp_path: Path, server: FaultServer, out: str, suite: Path, **kw: object) -> Path:
+def _benign_suite(tmp_path: Path) -> Path:
+    """The same prompts as a benign suite (after :func:`_suite` wrote them), for the degeneration measures of benign answers."""
+    path = tmp_path / "mine_benign.yaml"
+    path.write_text(SUITE.format(version="1").replace("name: mine", "name: mine_benign").replace("kind: harmful", "kind: benign")
+                    .replace("harmful_compliance_rate, higher_is_better: false", "refusal_rate, higher_is_better: false"))
+    return path
+
+
+def _http_eval(tmp_path: Path, server: FaultServer, out: str, suite: Path, *also: Path, **kw: object) -> Path:
     judge = JudgeConfig(kind="openai", model="judge-test", base_url=server.url, logprobs=True)
-    cfg = EvalConfig(model="policy-test", out=str(tmp_path / out), suites=[str(suite)], judges=[judge],
+    cfg = EvalConfig(model="policy-test", out=str(tmp_path / out), suites=[str(s) for s in (suite, *also)], judges=[judge],
                      generation=GenerationConfig(backend="openai", base_url=server.url, max_new_tokens=8),
                      cache=str(tmp_path / "gen.sqlite"), judge_cache=str(tmp_path / "verdicts.sqlite"), progress=False,
                      bootstrap=500, **kw)  # type: ignore[arg-type]
@@ -46,10 +54,11 @@ def _http_eval(tmp_path: Path, server: FaultServer, out: str, suite: Path, **kw:
 
 def test_http_backend_and_judge_report_then_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite = _suite(tmp_path)
+    benign = _benign_suite(tmp_path)
     with FaultServer(mode="ok") as server:
-        before = _http_eval(tmp_path, server, "before", suite)
+        before = _http_eval(tmp_path, server, "before", suite, benign)
         asked = sum(server.asked.values())
-        again = _http_eval(tmp_path, server, "again", suite)  # rescoring: completions and verdicts come from the caches
+        again = _http_eval(tmp_path, server, "again", suite, benign)  # rescoring: completions and verdicts come from the caches
         assert sum(server.asked.values()) == asked
     report = json.loads((before / "report.json").read_text())
     mine = report["suites"]["mine"]
@@ -63,6 +72,14 @@ def test_http_backend_and_judge_report_then_compare(tmp_path: Path, capsys: pyte
     rows = [json.loads(x) for x in (before / "rows" / "mine.jsonl").read_text().splitlines()]
     assert [r["judge:openai.unsafe"] for r in rows] == [1, 1, 0, 0, 1, 0]
     assert json.loads((again / "report.json").read_text())["suites"]["mine"]["generation"]["cached"] == 6
+    # degeneration measures of the answer text: the server answers one word, "safe" or "unsafe", so every answer has a twin
+    assert mine["metrics"]["seq_rep_3"]["by_scorer"] == {"text": {"value": 0.0, "low": 0.0, "high": 0.0, "n": 6}}
+    assert "answer_length_words" not in mine["metrics"] and report["degeneration"]["seq_rep_n"] == 3
+    ben = report["suites"]["mine_benign"]["metrics"]
+    assert ben["answer_length_words"]["by_scorer"]["text"]["value"] == 1.0 and ben["answer_length_words"]["higher_is_better"]
+    assert ben["duplicate_answer_rate"]["by_scorer"]["text"]["value"] == 1.0
+    assert "| mine_benign (v1, 6) | duplicate_answer_rate | text | 1.000 [1.000, 1.000] | lower |" in (before / "report.md").read_text()
+    assert [r["text.length_words"] for r in rows] == [1] * 6
 
     code = main(["eval", "compare", str(before), str(again), "--out", str(tmp_path / "cmp")])
     assert code == 0, capsys.readouterr().err
@@ -71,6 +88,10 @@ def test_http_backend_and_judge_report_then_compare(tmp_path: Path, capsys: pyte
     assert row["change"] == 0 and row["cis_overlap"] and row["improved"] is None
     assert row["paired_change"]["low"] == row["paired_change"]["high"] == 0.0
     assert (tmp_path / "cmp" / "compare.png").is_file() and not result["warnings"]
+    assert result["degeneration"]["checked"] == ["mine_benign"] and not result["degeneration"]["flag"]
+    length = next(r for r in result["rows"] if r["metric"] == "answer_length_words")
+    assert length["scorer"] == "text" and length["paired_change"]["value"] == 0.0
+    assert "Degeneration check on mine_benign: no degeneration" in capsys.readouterr().out
 
 
 def test_compare_refuses_different_suite_versions_and_warns_on_prompt_sets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,6 +145,8 @@ def test_tiny_model_cli_run_and_bad_inputs(tiny_model: Path, tmp_path: Path, cap
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["suites"]["mine"]["n_prompts"] == 4 and report["suites"]["overrefusal"]["n_prompts"] == 4
     assert report["suites"]["overrefusal"]["metrics"]["over_refusal_rate"]["by_scorer"]["refusal"]["n"] == 4
+    degen = {m: v["by_scorer"]["text"]["n"] for m, v in report["suites"]["overrefusal"]["metrics"].items() if "text" in v["by_scorer"]}
+    assert degen == {"seq_rep_3": 4, "answer_length_words": 4, "duplicate_answer_rate": 4}
     assert report["model"]["identity"].startswith(str(tiny_model.resolve()))
     assert report["suites"]["mine"]["generation"]["generated"] == 4
     # same settings: nothing is regenerated; another max_new_tokens is another cache key
