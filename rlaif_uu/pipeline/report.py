@@ -169,6 +169,18 @@ def _judge_lines(report: dict[str, Any], cfg: RecipeConfig) -> list[str]:
     return lines
 
 
+def degeneration(compare_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """The compare stage's DEGENERATION verdict (None before it ran) and, when it fired, its loud line for the report's top.
+
+    The verdict is ``eval compare``'s (:mod:`rlaif_uu.evaluation.degeneration`); repeating it above every
+    table keeps a policy that bought safety by wrecking its benign answers from reading as a success.
+    """
+    from rlaif_uu.evaluation.degeneration import flag_lines
+
+    deg = (_load(compare_dir / "compare.json") or {}).get("degeneration")
+    return deg, flag_lines(deg) if deg and deg["flag"] else []
+
+
 def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path:
     """Write ``report.json`` and ``report.md`` in the run folder; returns the markdown path."""
     d = stage_dirs(out)
@@ -188,13 +200,14 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
         "reward_check": {"before": reward_check(d["eval_before"]), "after": reward_check(d["eval_after"])},
         "seconds_per_stage": {k: round(v.get("seconds", 0.0), 1) for k, v in manifest["stages"].items()},
     }
+    report["degeneration"], degeneration_lines = degeneration(d["compare"])
     write_json(out / "report.json", report)
     ref, ali, rew = report["refinement"] or {}, report["alignment"] or {}, report["reward"] or {}
     compare_md = d["compare"] / "compare.md"
     acc = ref.get("gold_accuracy_per_iteration") or []
     total = sum(report["seconds_per_stage"].values())
     lines = [
-        f"# Run report: {cfg.name}", "",
+        f"# Run report: {cfg.name}", "", *degeneration_lines,
         "## Judges", "", *_judge_lines(report, cfg), "",
         "## Refinement", "",
         (f"Loss `{ref.get('loss')}`. Gold accuracy per iteration (0 = the judge's labels): "

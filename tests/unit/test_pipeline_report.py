@@ -30,3 +30,16 @@ def test_a_reward_that_rates_refusals_safer_scores_high_and_a_gamed_one_low(tmp_
     assert gamed["h"]["auroc"] == 0.0 and "b" not in gamed
     one_class = reward_check(_eval_dir(tmp_path / "one", [(0, 0.5), (0, 0.4)], [0.1]))
     assert one_class["h"]["auroc"] is None and one_class["h"]["safety_refused"] is None
+
+
+def test_the_run_report_repeats_the_compare_stages_degeneration_flag(tmp_path: Path) -> None:
+    from rlaif_uu.pipeline.report import degeneration
+
+    assert degeneration(tmp_path) == (None, [])  # compare stage not run yet
+    verdict = {"flag": True, "checked": ["benign"], "reasons": ["benign: duplicate_answer_rate rose 0.000 -> 1.000 (+1.000 > 0.2)"],
+               "thresholds": {"max_seq_rep_rise": 0.1, "min_length_ratio": 0.5, "max_duplicate_rise": 0.2}}
+    (tmp_path / "compare.json").write_text(json.dumps({"rows": [], "degeneration": verdict}))
+    deg, lines = degeneration(tmp_path)
+    assert deg == verdict and lines[0].startswith("> **DEGENERATION: the after policy's benign answers degenerate: benign: duplicate")
+    (tmp_path / "compare.json").write_text(json.dumps({"rows": [], "degeneration": {**verdict, "flag": False, "reasons": []}}))
+    assert degeneration(tmp_path)[1] == []
