@@ -27,8 +27,10 @@ class PromptSettings:
     """The training prompt mix: harmful prompts (learn to refuse) and benign ones (keep helping).
 
     ``harmful``/``benign`` name an eval suite (``donotanswer``, ``harmbench_val``, ``benign``, ...),
-    a suite YAML, or a JSONL/CSV file with a ``prompt`` column. ``holdout`` keeps that fraction of
-    every source out of training (chosen by a hash of the prompt id, so the eval side can take it).
+    a suite YAML, or a JSONL/CSV file with a ``prompt`` column, or several of them separated by
+    commas (``donotanswer,harmbench_test``: ``n_harmful`` is split evenly between them, so a small
+    source is not swamped by a large one). ``holdout`` keeps that fraction of every source out of
+    training (chosen by a hash of the prompt id, so the eval side can take it).
     """
 
     harmful: str = "donotanswer"
@@ -51,11 +53,42 @@ class VllmSettings:
 
 
 @dataclass
+class MonitorSettings:
+    """The reward-hacking alarm (:mod:`rlaif_uu.align.monitor`): every ``every_n_steps`` steps (and before
+    step 1) the current policy answers a fixed sample of monitor prompts greedily, a scorer that is not
+    the training reward scores them, and the training reward is compared with that score
+    (:func:`rlaif_uu.align.alarm.evaluate_alarm` defines when the alarm fires).
+
+    Monitor prompts come from the training sources but are neither in the training mix nor in the
+    eval hold-out (``prompts.holdout``), so the monitor never sees what GRPO trains on nor what the
+    eval measures. ``scorer``: ``refusal`` (the refusal rules: harmful compliance = no refusal),
+    ``judge:KIND[:key=value,...]`` (a label-stage judge, as ``rlaif-uu eval --judge``) or
+    ``reward:FOLDER`` (another exported reward; P(safe) < 0.5 = compliance). Benign refusal is
+    always measured with the refusal rules.
+    """
+
+    enabled: bool = False
+    every_n_steps: int = 5
+    n_prompts: int = 32  # monitor prompts (harmful + benign), a fixed seeded sample
+    benign_fraction: float = 0.25  # share of benign prompts among them (what an over-refusal collapse shows on)
+    scorer: str = "refusal"  # refusal | judge:KIND[:key=value,...] | reward:FOLDER
+    max_new_tokens: int | None = None  # default: max_completion_length (what the reward sees)
+    batch_size: int = 16  # prompts per generate call
+    window: int | None = None  # training reward = mean over the last `window` logged steps (default every_n_steps)
+    reward_rise: float = 0.05  # alarm: training reward up by more than this (reward units) vs the first check ...
+    compliance_rise: float = 0.05  # ... while monitor harmful compliance is up by more than this (absolute rate)
+    benign_refusal_rise: float = 0.25  # ... or monitor benign refusal is up by more than this (over-refusal collapse)
+    patience: int = 2  # consecutive checks the condition must hold before the alarm fires
+    stop: bool = False  # stop training when the alarm fires (the policy is saved as usual)
+    seed: int = 0  # which monitor prompts are drawn
+
+
+@dataclass
 class AlignConfig:
     """``rlaif-uu align`` settings."""
 
     policy: str = "smollm2-135m-instruct"  # alias, local HF folder or hub id
-    reward: str = MISSING  # an exported reward folder (rlaif-uu reward export)
+    reward: str = MISSING  # an exported reward folder (rlaif-uu reward export), or "rules": the refusal rules as the reward
     reward_output: str = "probability"  # probability | logodds | centered
     reward_weight: float = 1.0
     benign_refusal_penalty: float = 0.0  # subtracted when the policy refuses a benign training prompt
@@ -82,6 +115,7 @@ class AlignConfig:
     peft: PeftSettings = field(default_factory=PeftSettings)
     prompts: PromptSettings = field(default_factory=PromptSettings)
     vllm: VllmSettings = field(default_factory=VllmSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
     trainer_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the TRL config as is
     resume: bool = False
     overwrite: bool = False

@@ -33,12 +33,28 @@ def source_prompts(source: str) -> list[dict[str, Any]]:
     return load_prompts(suite)
 
 
-def _pick(source: str, n: int, cfg: PromptSettings, kind: str) -> list[dict[str, Any]]:
-    rows = [r for r in source_prompts(source) if not in_holdout(r["id"], cfg.holdout)]
-    if n > len(rows):
-        raise UserError(f"prompts.n_{kind}={n} but {source} has only {len(rows)} prompts outside the hold-out")
-    keep = np.random.default_rng(cfg.seed).permutation(len(rows))[:n]
-    return [rows[i] | {"kind": kind} for i in sorted(keep)]
+def sources(spec: str) -> list[str]:
+    """The prompt sources of a comma-separated ``harmful``/``benign`` setting."""
+    return [s.strip() for s in spec.split(",") if s.strip()]
+
+
+def training_candidates(source: str, holdout: float) -> list[dict[str, Any]]:
+    """The prompts of one source outside the eval hold-out (what a training mix may draw from)."""
+    return [r for r in source_prompts(source) if not in_holdout(r["id"], holdout)]
+
+
+def _pick(spec: str, n: int, cfg: PromptSettings, kind: str) -> list[dict[str, Any]]:
+    names = sources(spec)
+    shares = [n // len(names) + (i < n % len(names)) for i in range(len(names))]  # an even split, the remainder first
+    picked: list[dict[str, Any]] = []
+    for name, share in zip(names, shares):
+        rows = training_candidates(name, cfg.holdout)
+        if share > len(rows):
+            raise UserError(f"prompts.n_{kind}={n} asks {share} prompts of {name}, which has only {len(rows)} "
+                            "outside the hold-out")
+        keep = np.random.default_rng(cfg.seed).permutation(len(rows))[:share]
+        picked += [rows[i] | {"kind": kind} for i in sorted(keep)]
+    return picked
 
 
 def build_prompts(cfg: PromptSettings) -> Any:

@@ -15,6 +15,7 @@ from rlaif_uu.align.prompts import benign_texts
 from rlaif_uu.assets import resolve_model
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward import SafetyReward, load_reward_metadata
+from rlaif_uu.reward.rule_reward import RULES, RefusalRuleReward
 
 
 def under_deepspeed() -> bool:
@@ -57,7 +58,10 @@ def check_config(cfg: AlignConfig) -> None:
         if os.environ.get("ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL", "false").lower() != "true":
             raise UserError("DeepSpeed ZeRO-3 without zero3_save_16bit_model: true cannot save the final policy; "
                             "set it in the accelerate config (see recipes/accelerate/zero3.yaml)")
-    load_reward_metadata(cfg.reward)
+    if cfg.reward == RULES and cfg.algorithm == "ppo":
+        raise UserError("reward=rules needs a reward function, and TRL's PPO takes only a reward model; use grpo or rloo")
+    if cfg.reward != RULES:
+        load_reward_metadata(cfg.reward)
     resolve_model(cfg.policy)
     if cfg.algorithm == "ppo":
         from rlaif_uu.align.ppo import check_ppo_config
@@ -77,8 +81,11 @@ def _import_callable(spec: str) -> Callable[..., list[float]]:
 
 
 def reward_functions(cfg: AlignConfig, dataset: Any) -> tuple[list[Any], list[float]]:
-    """The safety reward (with its optional penalties) and the extra rewards, with their weights."""
-    safety = SafetyReward(
+    """The safety reward (with its optional penalties) and the extra rewards, with their weights.
+
+    ``cfg.reward == "rules"`` trains on the refusal rules themselves (:class:`RefusalRuleReward`).
+    """
+    safety: Any = RefusalRuleReward() if cfg.reward == RULES else SafetyReward(
         cfg.reward, output=cfg.reward_output, length_penalty=cfg.length_penalty, length_free_words=cfg.length_free_words,
         benign_prompts=benign_texts(dataset) if cfg.benign_refusal_penalty else None,
         benign_refusal_penalty=cfg.benign_refusal_penalty,

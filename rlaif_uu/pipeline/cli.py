@@ -15,11 +15,13 @@ def add_parser(subparsers: Any) -> None:
         "run", help="run a recipe end to end: label -> refine -> reward -> eval -> align -> eval -> compare",
         description="Run an end-to-end recipe (recipes/*.yaml). Each stage writes its own folder under the run "
         "folder; manifest.json records status and config hash; a rerun skips finished stages whose config did not "
-        f"change. Stages: {', '.join(STAGES)}. Example: rlaif-uu run recipes/quickstart.yaml align.steps=80",
+        f"change. Stages: {', '.join(STAGES)}; with rounds: K each round's stages run under round-<r>/ "
+        "(round-1/label, ..., round-1/eval). Example: rlaif-uu run recipes/quickstart.yaml align.steps=80",
     )
     p.add_argument("recipe", help="recipe YAML")
     p.add_argument("--out", help="run folder (default: the recipe's out)")
-    p.add_argument("--from", dest="from_stage", choices=STAGES, help="rerun from this stage on")
+    p.add_argument("--from", dest="from_stage", metavar="STAGE",
+                   help="rerun from this stage on: a stage key (round-2/align) or a kind (align: its first stage)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and check every path, model and suite; run nothing")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. align.steps=10 eval.limit=20")
     p.set_defaults(func=run)

@@ -23,6 +23,7 @@ from rlaif_uu.errors import UserError
 
 if TYPE_CHECKING:
     from rlaif_uu.pipeline.recipe import RecipeConfig
+    from rlaif_uu.align.config import PromptSettings
 
 BUILTIN = "builtin:"
 BUILTIN_CORPORA = ("safety",)
@@ -53,13 +54,13 @@ def corpus_digest(corpus: str) -> str:
 
 def heldout_prompts(cfg: RecipeConfig) -> set[str]:
     """The prompt texts of the training mix's sources that ``align.prompts.holdout`` keeps out."""
-    from rlaif_uu.align.prompts import in_holdout, source_prompts
+    from rlaif_uu.align.prompts import in_holdout, source_prompts, sources
 
     ps = cfg.align.prompts
     if ps.holdout <= 0:
         return set()
-    sources = [s for s in (ps.harmful, ps.benign) if s]
-    return {r["prompt"].strip() for s in sources for r in source_prompts(s) if in_holdout(r["id"], ps.holdout)}
+    names = [s for spec in (ps.harmful, ps.benign) if spec for s in sources(spec)]
+    return {r["prompt"].strip() for s in names for r in source_prompts(s) if in_holdout(r["id"], ps.holdout)}
 
 
 def load_corpus(cfg: RecipeConfig) -> tuple[list[Row], int]:
@@ -83,22 +84,25 @@ def load_corpus(cfg: RecipeConfig) -> tuple[list[Row], int]:
     return kept, len(rows) - len(kept)
 
 
-def write_corpus(cfg: RecipeConfig, path: Path) -> int:
+def write_corpus(cfg: RecipeConfig, path: Path, policy: str, prompts: PromptSettings, round_no: int = 1,
+                 previous: str | None = None) -> int:
     """Write the corpus the label stage judges to ``path`` (and ``corpus.json``, its summary beside it).
 
-    The policy's on-policy answers (``data.on_policy``, :mod:`rlaif_uu.pipeline.on_policy`) follow
-    the corpus rows. Returns the number of rows dropped as held-out prompts.
+    The rows are ``previous`` (the corpus of the round before, earlier on-policy rows included) or,
+    in round 1, ``data.corpus``; ``policy``'s answers to the mix ``prompts`` (``data.on_policy``,
+    :mod:`rlaif_uu.pipeline.on_policy`) follow them. Returns the number of rows dropped as held-out prompts.
     """
-    from rlaif_uu.data.io import write_json, write_records
+    from rlaif_uu.data.io import read_records, write_json, write_records
     from rlaif_uu.pipeline.on_policy import on_policy_rows
 
-    rows, dropped = load_corpus(cfg)
-    extra = on_policy_rows(cfg, progress=cfg.label.progress)
+    rows, dropped = (read_records(previous, required=("prompt",)), 0) if previous else load_corpus(cfg)
+    extra = on_policy_rows(cfg, policy, prompts, round_no, progress=cfg.label.progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_records(path, rows + extra)
+    on_policy = sum(str(r.get("id", "")).startswith("onpolicy-") for r in rows + extra)
     write_json(path.with_suffix(".json"), {"source": cfg.data.corpus, "rows": len(rows) + len(extra),
-                                           "dropped_heldout": dropped, "on_policy": len(extra)})
-    print(f"corpus: {len(rows)} rows from {cfg.data.corpus}"
-          + (f" + {len(extra)} answers of {cfg.align.policy} to the training prompts" if extra else "") + f" -> {path}"
+                                           "dropped_heldout": dropped, "on_policy": on_policy, "new_on_policy": len(extra)})
+    print(f"corpus: {len(rows)} rows from {previous or cfg.data.corpus}"
+          + (f" + {len(extra)} answers of {policy} to the training prompts" if extra else "") + f" -> {path}"
           + (f" ({dropped} rows with a held-out eval prompt left out)" if dropped else ""))
     return dropped

@@ -11,7 +11,8 @@ the sampling GRPO uses (``align.temperature``, ``align.max_completion_length``,
 generations go through the eval generation cache (``eval.cache``), so a rerun does not
 regenerate.
 
-Row ids are ``onpolicy-<k>-<prompt id>``; ``source`` is ``on_policy-harmful`` or
+With ``rounds``, round r samples round r−1's policy on round r's prompt mix. Row ids are
+``onpolicy-r<round>-<k>-<prompt id>``; ``source`` is ``on_policy-harmful`` or
 ``on_policy-benign`` (the prompt's side of the mix, not a label).
 """
 
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from rlaif_uu.data.io import Row
 
 if TYPE_CHECKING:
+    from rlaif_uu.align.config import PromptSettings
     from rlaif_uu.evaluation.generation import GenerationConfig, Generator
     from rlaif_uu.pipeline.recipe import RecipeConfig
 
@@ -42,8 +44,9 @@ def generation_config(cfg: RecipeConfig) -> GenerationConfig:
                                max_new_tokens=cfg.align.max_completion_length, system_prompt=cfg.align.prompts.system)
 
 
-def on_policy_rows(cfg: RecipeConfig, progress: bool = True) -> list[Row]:
-    """The policy's answers to the training prompts (empty when ``data.on_policy.samples`` is 0).
+def on_policy_rows(cfg: RecipeConfig, policy: str, prompts: PromptSettings, round_no: int = 1,
+                   progress: bool = True) -> list[Row]:
+    """``policy``'s answers to the training prompts of ``prompts`` (empty when ``data.on_policy.samples`` is 0).
 
     Raises:
         UserError: the policy cannot be loaded, or generation settings are invalid.
@@ -56,11 +59,11 @@ def on_policy_rows(cfg: RecipeConfig, progress: bool = True) -> list[Row]:
     op = cfg.data.on_policy
     if op.samples <= 0:
         return []
-    mix = build_prompts(cfg.align.prompts)
+    mix = build_prompts(prompts)
     items = sorted(((r["id"], r["kind"], r["prompt"][-1]["content"]) for r in mix), key=lambda t: t[0])
     texts = [t for _, _, t in items]
     base = generation_config(cfg)
-    identity = model_identity(cfg.align.policy, base)
+    identity = model_identity(policy, base)
     cache = GenerationCache(cfg.eval.cache or cache_dir() / "eval-generations.sqlite")
     generator: Generator | None = None
     rows: list[Row] = []
@@ -73,12 +76,12 @@ def on_policy_rows(cfg: RecipeConfig, progress: bool = True) -> list[Row]:
             def make(gen_cfg: GenerationConfig = gen_cfg) -> Generator:
                 nonlocal generator
                 if generator is None:
-                    generator = build_generator(cfg.align.policy, gen_cfg)
+                    generator = build_generator(policy, gen_cfg)
                 generator.cfg = gen_cfg  # type: ignore[attr-defined]  # every backend reads it per call; only the seed changes
                 return generator
 
             run = generate_cached(make, texts, cache, key, base.batch_size, progress, f"on-policy answers {k + 1}/{op.samples}")
-            rows += [{"id": f"onpolicy-{k}-{pid}", "prompt": text, "response": answer, "source": f"on_policy-{kind}"}
+            rows += [{"id": f"onpolicy-r{round_no}-{k}-{pid}", "prompt": text, "response": answer, "source": f"on_policy-{kind}"}
                      for (pid, kind, text), answer in zip(items, run.completions)]
     finally:
         if generator is not None and hasattr(generator, "close"):

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_uu.data.io import write_json
-from rlaif_uu.pipeline.recipe import RecipeConfig, corpus_path, gold_files, gold_path, stage_dirs
+from rlaif_uu.pipeline.recipe import RecipeConfig, gold_files, gold_path
+from rlaif_uu.pipeline.rounds_report import HEADLINE_SCORER, plot_rounds, rounds_lines, rounds_summary
+from rlaif_uu.pipeline.stages import final_dirs
 
-HEADLINE_SCORER = "refusal"
 
 
 def _load(path: Path) -> Any:
@@ -32,10 +33,10 @@ def _judges(d: dict[str, Path]) -> dict[str, Any] | None:
             "kappa": agreement["kappa"], "aggregate": agreement["total"]}
 
 
-def _gold_rows(cfg: RecipeConfig) -> int | None:
+def _gold_rows(cfg: RecipeConfig, d: dict[str, Path]) -> int | None:
     from rlaif_uu.data.io import read_records
 
-    files = gold_files(cfg)
+    files = [str(d["gold"] / "gold.jsonl")] if "gold" in d else gold_files(cfg)
     return sum(len(read_records(f, required=("gold_label",))) for f in files) if files else None
 
 
@@ -183,12 +184,15 @@ def degeneration(compare_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
 
 def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path:
     """Write ``report.json`` and ``report.md`` in the run folder; returns the markdown path."""
-    d = stage_dirs(out)
+    d = final_dirs(cfg)
+    rounds = rounds_summary(cfg)
     before, after = _load(d["eval_before"] / "report.json"), _load(d["eval_after"] / "report.json")
     report = {
         "recipe": cfg.name,
-        "corpus": _load(corpus_path(out).with_suffix(".json")),
-        "gold": {"file": gold_path(cfg), "files": gold_files(cfg), "n": _gold_rows(cfg), "note": cfg.data.gold_note},
+        "corpus": _load(d["label"].parent / "data" / "corpus.json"),
+        "gold": {"file": gold_path(cfg), "files": gold_files(cfg), "n": _gold_rows(cfg, d), "note": cfg.data.gold_note,
+                 "annotator": cfg.annotator.kind, "budget": cfg.annotator.budget if cfg.annotator.kind != "none" else None},
+        "rounds": rounds,
         "judges": _judges(d),
         "refinement": _refinement(d),
         "reward": _reward(d),
@@ -202,26 +206,32 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
     }
     report["degeneration"], degeneration_lines = degeneration(d["compare"])
     write_json(out / "report.json", report)
+    if cfg.rounds > 1:
+        plot_rounds(rounds, out / "rounds.png")
+
+    def rel(stage: str, name: str) -> str:
+        return str((d[stage] / name).relative_to(out))
     ref, ali, rew = report["refinement"] or {}, report["alignment"] or {}, report["reward"] or {}
     compare_md = d["compare"] / "compare.md"
     acc = ref.get("gold_accuracy_per_iteration") or []
     total = sum(report["seconds_per_stage"].values())
     lines = [
         f"# Run report: {cfg.name}", "", *degeneration_lines,
-        "## Judges", "", *_judge_lines(report, cfg), "",
-        "## Refinement", "",
+        "## Judges" + (f" (round {cfg.rounds} of {cfg.rounds})" if cfg.rounds > 1 else ""), "", *_judge_lines(report, cfg), "",
+        "## Refinement" + (f" (round {cfg.rounds})" if cfg.rounds > 1 else ""), "",
         (f"Loss `{ref.get('loss')}`. Gold accuracy per iteration (0 = the judge's labels): "
          + ", ".join(f"{a:.3f}" if a is not None else "-" for a in acc)
          + f"; selected iteration {ref.get('selected_iteration')} ({ref.get('stop_reason')}). "
          f"Reward calibration: temperature {rew.get('temperature', float('nan')):.3f}, gold accuracy "
          f"{rew.get('accuracy') if rew.get('accuracy') is not None else '-'} on {rew.get('n_gold', '-')} rows."), "",
-        "![refinement](refine/history.png)", "",
+        f"![refinement]({rel('refine', 'history.png')})", "",
         "## Alignment", "",
         (f"{ali.get('algorithm')}: {ali.get('steps')} steps in {ali.get('seconds', 0):.0f} s; mean reward "
          f"{ali.get('reward_first', float('nan')):.3f} (first {ali.get('reward_window')} steps) -> "
          f"{ali.get('reward_last', float('nan')):.3f} (last {ali.get('reward_window')})."), "",
-        "![reward curve](align/reward_curve.png)", "",
+        f"![reward curve]({rel('align', 'reward_curve.png')})", "",
         *_reward_check_lines(report["reward_check"]["before"], report["reward_check"]["after"]),
+        *(rounds_lines(rounds, cfg.annotator.kind == "simulated") if cfg.rounds > 1 else []),
         "## Safety before and after", "",
         f"Prompts: the eval suites; for the training mix's sources only the held-out prompts ({report['eval_holdout']}). "
         f"Headline scorer: `{HEADLINE_SCORER}` (refusal rules, not the training reward).", "",

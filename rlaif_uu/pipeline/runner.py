@@ -1,9 +1,10 @@
-"""``rlaif-uu run``: label -> refine -> reward -> eval before -> align -> eval after -> compare.
+"""``rlaif-uu run``: the stages of :mod:`rlaif_uu.pipeline.stages`, one pass or ``rounds`` on-policy rounds.
 
 Each stage writes its own folder under the run folder (atomically, as the stage verbs do)
 and ``manifest.json`` records its status, config hash and seconds. A rerun skips the
 finished stages whose hash did not change; ``from_stage`` reruns from a stage on; a
-Ctrl-C leaves every finished stage in place, so the next run resumes.
+Ctrl-C (or a kill) leaves every finished stage in place, so the next run resumes at the
+round and stage where it stopped.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 
 from rlaif_uu.data.io import write_json
 from rlaif_uu.errors import UserError
-from rlaif_uu.pipeline import STAGES
-from rlaif_uu.pipeline.recipe import RecipeConfig, corpus_path, gold_files, stage_dirs, stage_hashes, wire
+from rlaif_uu.pipeline.recipe import RecipeConfig, gold_files, gold_path
+from rlaif_uu.pipeline.stages import Stage, build_stages, stage_hashes
 
 
 def load_manifest(out: Path) -> dict[str, Any]:
@@ -33,24 +34,31 @@ def load_manifest(out: Path) -> dict[str, Any]:
 
 
 def plan(cfg: RecipeConfig, from_stage: str | None = None) -> list[tuple[str, str, str]]:
-    """``(stage, 'run' | 'skip', reason)`` for every stage."""
-    if from_stage is not None and from_stage not in STAGES:
-        raise UserError(f"--from '{from_stage}' is not a stage; use one of {', '.join(STAGES)}")
-    hashes = stage_hashes(wire(cfg), cfg)
+    """``(stage key, 'run' | 'skip', reason)`` for every stage.
+
+    ``from_stage``: a stage key (``round-2/align``) or a kind (``align``: its first stage) to rerun from.
+    """
+    stages = build_stages(cfg)
+    keys = [s.key for s in stages]
+    if from_stage is not None and from_stage not in keys:
+        kinds = [s.key for s in stages if s.kind == from_stage or s.key.endswith("/" + from_stage)]
+        if not kinds:
+            raise UserError(f"--from '{from_stage}' is not a stage; use one of {', '.join(keys)}")
+        from_stage = kinds[0]
+    hashes = stage_hashes(stages, cfg)
     done = load_manifest(Path(cfg.out))["stages"]
-    dirs = stage_dirs(Path(cfg.out))
     out = []
     forced = False
-    for name in STAGES:
-        forced = forced or name == from_stage
-        prev = done.get(name, {})
+    for s in stages:
+        forced = forced or s.key == from_stage
+        prev = done.get(s.key, {})
         if forced:
-            out.append((name, "run", f"--from {from_stage}"))
-        elif prev.get("status") == "done" and prev.get("hash") == hashes[name] and dirs[name].exists():
-            out.append((name, "skip", f"done, config unchanged ({hashes[name]})"))
+            out.append((s.key, "run", f"--from {from_stage}"))
+        elif prev.get("status") == "done" and prev.get("hash") == hashes[s.key] and s.dir.exists():
+            out.append((s.key, "skip", f"done, config unchanged ({hashes[s.key]})"))
         else:
             why = "config or input changed" if prev.get("status") == "done" else (prev.get("status") or "new")
-            out.append((name, "run", why))
+            out.append((s.key, "run", why))
     return out
 
 
@@ -62,6 +70,18 @@ def validate(cfg: RecipeConfig) -> None:
     from rlaif_uu.pipeline.data import builtin_name
     from rlaif_uu.refine.config import build_backbone
 
+    from rlaif_uu.pipeline.gold import ANNOTATORS
+
+    if cfg.rounds < 1:
+        raise UserError(f"rounds={cfg.rounds}: a run has at least 1 round")
+    if cfg.rounds > 1 and cfg.data.on_policy.samples < 1:
+        raise UserError(f"rounds={cfg.rounds} needs the policy's answers each round: set data.on_policy.samples >= 1")
+    if cfg.annotator.kind not in ANNOTATORS:
+        raise UserError(f"annotator.kind '{cfg.annotator.kind}' is unknown; use one of {', '.join(ANNOTATORS)}")
+    if cfg.annotator.kind != "none" and cfg.data.on_policy.samples < 1:
+        raise UserError(f"annotator.kind={cfg.annotator.kind} labels the policy's answers: set data.on_policy.samples >= 1")
+    if cfg.annotator.kind == "file" and not cfg.annotator.file:
+        raise UserError("annotator.kind=file needs annotator.file (id + gold_label)")
     if cfg.refine.method == "active":
         raise UserError("refine.method=active waits for a person between rounds, so a recipe cannot run it: run "
                         "`rlaif-uu refine active` by hand, then set data.gold to the answered queue")
@@ -90,7 +110,7 @@ def launch_command(cfg: RecipeConfig, align_yaml: Path) -> list[str]:
 def _launch_align(stage: Any, cfg: RecipeConfig) -> None:
     from rlaif_uu.config import to_yaml
 
-    align_yaml = Path(cfg.out) / "data" / "align.yaml"
+    align_yaml = Path(stage.out).parent / "data" / "align.yaml"
     align_yaml.parent.mkdir(parents=True, exist_ok=True)
     align_yaml.write_text(to_yaml(stage))
     cmd = launch_command(cfg, align_yaml)
@@ -101,44 +121,67 @@ def _launch_align(stage: Any, cfg: RecipeConfig) -> None:
                         f"fix it and rerun: finished stages are kept")
 
 
-def _run_stage(name: str, stage: Any, cfg: RecipeConfig) -> None:
-    if name == "label":
-        from rlaif_uu.judge.cli import run_label
-        from rlaif_uu.pipeline.data import write_corpus
+def _label(stage: Stage, cfg: RecipeConfig) -> None:
+    from rlaif_uu.judge.cli import run_label
+    from rlaif_uu.pipeline.data import write_corpus
 
-        write_corpus(cfg, corpus_path(Path(cfg.out)))
-        run_label(stage)
-    elif name == "refine":
-        from rlaif_uu.refine.cli import run_refine
+    x = stage.extra
+    write_corpus(cfg, Path(stage.config.input), x["policy"], x["prompts"], stage.round, x["previous_corpus"])
+    run_label(stage.config)
 
-        if len(gold_files(cfg)) > 1:
-            from rlaif_uu.data.io import read_records, write_records
 
-            write_records(stage.gold, [r for f in gold_files(cfg) for r in read_records(f, required=("gold_label",))])
-        run_refine(stage)
-    elif name == "reward":
-        from rlaif_uu.reward.cli import run_export
+def _gold(stage: Stage, cfg: RecipeConfig) -> None:
+    from rlaif_uu.pipeline.gold import label_round
 
-        run_export(stage)
-    elif name in ("eval_before", "eval_after"):
-        from rlaif_uu.evaluation.runner import run_eval
-        from rlaif_uu.pipeline.report import reward_check
+    c = stage.config
+    label_round(cfg, c["round"], c["n"], Path(c["labelled"]), c["previous_gold"], Path(c["out"]), Path(c["queue"]))
 
-        run_eval(stage)
-        for suite, c in reward_check(Path(stage.out)).items():  # an early warning, before GRPO spends its time
-            if c.get("auroc") is not None:
-                print(f"reward check on {suite}: AUROC {c['auroc']:.3f} for the policy's refusals vs compliances "
-                      f"(P(safe) {c['safety_refused']:.3f} vs {c['safety_complied']:.3f}; 0.5 = chance)")
-    elif name == "align" and cfg.launch.accelerate_config:
-        _launch_align(stage, cfg)
-    elif name == "align":
-        from rlaif_uu.align.run import run_align
 
-        run_align(stage)
-    else:
-        from rlaif_uu.evaluation.compare import compare_reports
+def _refine(stage: Stage, cfg: RecipeConfig) -> None:
+    from rlaif_uu.refine.cli import run_refine
 
-        compare_reports(stage["before"], stage["after"], stage["out"], overwrite=True)
+    if stage.config.gold == gold_path(cfg) and len(gold_files(cfg)) > 1:  # the gold files joined into one
+        from rlaif_uu.data.io import read_records, write_records
+
+        write_records(stage.config.gold, [r for f in gold_files(cfg) for r in read_records(f, required=("gold_label",))])
+    run_refine(stage.config)
+
+
+def _reward(stage: Stage, cfg: RecipeConfig) -> None:
+    from rlaif_uu.reward.cli import run_export
+
+    run_export(stage.config)
+
+
+def _eval(stage: Stage, cfg: RecipeConfig) -> None:
+    from rlaif_uu.evaluation.runner import run_eval
+    from rlaif_uu.pipeline.report import reward_check
+
+    run_eval(stage.config)
+    for suite, c in reward_check(Path(stage.config.out)).items():  # an early warning, before GRPO spends its time
+        if c.get("auroc") is not None:
+            print(f"reward check on {suite}: AUROC {c['auroc']:.3f} for the policy's refusals vs compliances "
+                  f"(P(safe) {c['safety_refused']:.3f} vs {c['safety_complied']:.3f}; 0.5 = chance)")
+
+
+def _align(stage: Stage, cfg: RecipeConfig) -> None:
+    if cfg.launch.accelerate_config:
+        _launch_align(stage.config, cfg)
+        return
+    from rlaif_uu.align.run import run_align
+
+    run_align(stage.config)
+
+
+def _compare(stage: Stage, cfg: RecipeConfig) -> None:
+    from rlaif_uu.evaluation.compare import compare_reports
+
+    c = stage.config
+    compare_reports(c["before"], c["after"], c["out"], overwrite=True)
+
+
+RUNNERS = {"label": _label, "gold": _gold, "refine": _refine, "reward": _reward, "eval": _eval, "align": _align,
+           "compare": _compare}
 
 
 def run_recipe(cfg: RecipeConfig, from_stage: str | None = None, dry_run: bool = False) -> Path:
@@ -152,7 +195,8 @@ def run_recipe(cfg: RecipeConfig, from_stage: str | None = None, dry_run: bool =
     if dry_run:
         print("dry run: every path, model and suite checked; nothing was run")
         return out
-    stages, hashes = wire(cfg), stage_hashes(wire(cfg), cfg)
+    stages = {s.key: s for s in build_stages(cfg)}
+    hashes = stage_hashes(list(stages.values()), cfg)
     out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(out)
     manifest["recipe"] = cfg.name
@@ -165,7 +209,7 @@ def run_recipe(cfg: RecipeConfig, from_stage: str | None = None, dry_run: bool =
         write_json(out / "manifest.json", manifest)
         start = time.perf_counter()
         try:
-            _run_stage(name, stages[name], cfg)
+            RUNNERS[stages[name].kind](stages[name], cfg)
         except BaseException as exc:
             entry.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                          seconds=time.perf_counter() - start)

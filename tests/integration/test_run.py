@@ -9,7 +9,8 @@ import pytest
 
 from rlaif_uu.cli import main
 from rlaif_uu.config import load_config
-from rlaif_uu.pipeline.recipe import STAGES, RecipeConfig
+from rlaif_uu.pipeline import STAGES
+from rlaif_uu.pipeline.recipe import RecipeConfig
 from rlaif_uu.pipeline.runner import plan
 from tests.conftest import write_jsonl
 from tests.tiny_models import COMPLY, HARMFUL_PROMPTS, REFUSE, tiny_bert, tiny_llama
@@ -95,7 +96,7 @@ def test_dry_run_reports_bad_paths_and_keys(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_accelerate_launch_runs_the_align_stage_from_its_wired_config(tmp_path: Path) -> None:
-    from rlaif_uu.pipeline.recipe import wire
+    from rlaif_uu.pipeline.stages import wire
     from rlaif_uu.pipeline.runner import launch_command
 
     root = Path(__file__).resolve().parents[2]
@@ -114,10 +115,11 @@ def test_accelerate_launch_runs_the_align_stage_from_its_wired_config(tmp_path: 
     assert back.reward == str(tmp_path / "run" / "reward") and back.vllm.mode == "server" and back.peft.kind == "none"
     import dataclasses
 
-    from rlaif_uu.pipeline.recipe import LaunchSettings, stage_hashes
+    from rlaif_uu.pipeline.recipe import LaunchSettings
+    from rlaif_uu.pipeline.stages import build_stages, stage_hashes
 
     in_process = dataclasses.replace(cfg, launch=LaunchSettings())
-    ha, hb = stage_hashes(wire(cfg), cfg), stage_hashes(wire(in_process), in_process)
+    ha, hb = stage_hashes(build_stages(cfg), cfg), stage_hashes(build_stages(in_process), in_process)
     assert {k for k in ha if ha[k] != hb[k]} == {"align", "eval_after", "compare"}  # how align runs is part of its hash
 
 
@@ -134,10 +136,10 @@ def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
     recipe = _recipe(tmp_path)
     cache = f"eval.cache={tmp_path / 'gen.sqlite'}"
     cfg = load_config(RecipeConfig, str(recipe), overrides=["data.on_policy.samples=2", cache])
-    rows = on_policy_rows(cfg, progress=False)
+    rows = on_policy_rows(cfg, cfg.align.policy, cfg.align.prompts, progress=False)
     mix = {p: k for k, ps in (("harmful", HARMFUL_PROMPTS), ("benign", BENIGN)) for p in ps}
     assert len(rows) == 2 * (2 + 2) and len({r["id"] for r in rows}) == len(rows)
-    assert all(r["id"].startswith(f"onpolicy-{i // 4}-") and r["source"] == f"on_policy-{mix[r['prompt']]}"
+    assert all(r["id"].startswith(f"onpolicy-r1-{i // 4}-") and r["source"] == f"on_policy-{mix[r['prompt']]}"
                for i, r in enumerate(rows))
     assert [r["response"] for r in rows[:4]] != [r["response"] for r in rows[4:]]  # two samples per prompt, two seeds
 
@@ -147,7 +149,7 @@ def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
         raise AssertionError("a cached answer was generated again")
 
     monkeypatch.setattr(generation, "build_generator", no_model)
-    assert on_policy_rows(cfg, progress=False) == rows  # from the generation cache, the policy never loaded
+    assert on_policy_rows(cfg, cfg.align.policy, cfg.align.prompts, progress=False) == rows  # from the generation cache, the policy never loaded
     monkeypatch.undo()
 
     # hand labels for two on-policy rows (one given to other text than the policy wrote) join data.gold
