@@ -173,3 +173,28 @@ def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
     assert [s for s, a, _ in plan(cfg2) if a == "run"] == list(STAGES)  # new answers: everything reruns
     cfg3 = load_config(RecipeConfig, str(recipe), overrides=[*overrides, "eval.generation.max_new_tokens=5"])
     assert [s for s, a, _ in plan(cfg3) if a == "run"] == ["eval_before", "eval_after", "compare"]  # answers unchanged
+
+
+def test_two_on_policy_rounds_run_end_to_end_and_report_every_round(tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path)
+    overrides = ["rounds=2", "data.on_policy.samples=1", "annotator.kind=simulated", "annotator.budget=28",
+                 f"eval.cache={tmp_path / 'gen.sqlite'}"]
+    assert main(["run", str(recipe), *overrides]) == 0
+    run = tmp_path / "run"
+    manifest = json.loads((run / "manifest.json").read_text())
+    keys = [f"round-{r}/{s}" for r in (1, 2) for s in ("label", "gold", "refine", "reward", "align", "eval")]
+    assert all(manifest["stages"][k]["status"] == "done" for k in [*keys, "eval_before", "compare"])
+    corpus = [[json.loads(x)["id"] for x in (run / f"round-{r}" / "data" / "corpus.jsonl").read_text().splitlines()]
+              for r in (1, 2)]
+    assert corpus[1][: len(corpus[0])] == corpus[0]  # earlier rows stay
+    assert sum(i.startswith("onpolicy-r2-") for i in corpus[1]) == 4 and len(corpus[1]) == 48 + 8
+    gold = [json.loads(x) for x in (run / "round-2" / "gold" / "gold.jsonl").read_text().splitlines()]
+    assert len(gold) == 28 and [g["gold_round"] for g in gold].count(2) == 2  # 24 data rows + 2 per round
+    assert {g["gold_source"] for g in gold} == {"data", "simulated"}
+    report = json.loads((run / "report.json").read_text())
+    assert [r["round"] for r in report["rounds"]] == [0, 1, 2] and report["rounds"][2]["gold_new"] == 2
+    assert "tiny" in report["rounds"][2]["safety"] and (run / "rounds.png").stat().st_size > 0
+    assert "## Rounds" in (run / "report.md").read_text() and "simulated" in (run / "report.md").read_text()
+    cfg = load_config(RecipeConfig, str(recipe), overrides=overrides)
+    assert {a for _, a, _ in plan(cfg)} == {"skip"}
+    assert [k for k, a, _ in plan(cfg, "round-2/align") if a == "run"] == ["round-2/align", "round-2/eval", "compare"]

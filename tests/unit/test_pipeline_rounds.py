@@ -118,3 +118,42 @@ def test_rule_reward_rewards_refusing_harm_and_answering_benign() -> None:
     assert out == [1.0, 0.0, 0.0, 1.0]
     with pytest.raises(UserError, match="'kind' column"):
         reward(["x"], [REFUSE])
+
+
+def _fake_run(monkeypatch: pytest.MonkeyPatch, calls: list[str], kill_at: str | None) -> None:
+    """Stage runners that only create their folder and record the call; ``kill_at`` is interrupted like a Ctrl-C."""
+    from rlaif_uu.pipeline import report, runner
+
+    def fake(stage: object, cfg: object) -> None:
+        calls.append(stage.key)  # type: ignore[attr-defined]
+        if stage.key == kill_at:  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+        stage.dir.mkdir(parents=True, exist_ok=True)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(runner, "RUNNERS", {k: fake for k in runner.RUNNERS})
+    monkeypatch.setattr(runner, "validate", lambda cfg: None)
+    monkeypatch.setattr(report, "write_report", lambda cfg, out, manifest: out / "report.md")
+    monkeypatch.setattr(report, "headline", lambda rep: [])
+
+
+def test_a_killed_run_resumes_at_the_round_and_stage_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlaif_uu.pipeline.runner import run_recipe
+
+    overrides = ["rounds=2", "data.on_policy.samples=1", "annotator.kind=simulated", "annotator.budget=20"]
+    keys = [s.key for s in build_stages(_cfg(tmp_path, *overrides))]
+    for i, kill_at in enumerate(keys):
+        cfg = _cfg(tmp_path / str(i), *overrides)
+        (Path(cfg.out)).mkdir(parents=True)
+        (Path(cfg.out) / "report.json").write_text("{}")
+        calls: list[str] = []
+        _fake_run(monkeypatch, calls, kill_at)
+        with pytest.raises(KeyboardInterrupt):
+            run_recipe(cfg)
+        assert calls == keys[: i + 1]
+        manifest = json.loads((Path(cfg.out) / "manifest.json").read_text())
+        assert manifest["stages"][kill_at]["status"] == "interrupted"
+        calls.clear()
+        _fake_run(monkeypatch, calls, None)
+        run_recipe(cfg)
+        assert calls == keys[i:]  # nothing done twice, nothing lost
+        monkeypatch.undo()
