@@ -83,7 +83,7 @@ RANGES: dict[str, Range] = {
     "PeftSettings.r": AT_LEAST_1, "PeftSettings.alpha": AT_LEAST_1, "PeftSettings.dropout": FRACTION,
     "PromptSettings.n_harmful": AT_LEAST_0, "PromptSettings.n_benign": AT_LEAST_0, "PromptSettings.holdout": FRACTION,
     # pipeline data
-    "OnPolicySettings.samples": AT_LEAST_0,
+    "OnPolicySettings.samples": AT_LEAST_0, "RecipeConfig.rounds": AT_LEAST_1, "AnnotatorSettings.budget": AT_LEAST_0,
     # eval
     "EvalConfig.limit": AT_LEAST_1, "EvalConfig.holdout": FRACTION, "EvalConfig.bootstrap": AT_LEAST_0,
     "GenerationConfig.temperature": AT_LEAST_0, "GenerationConfig.top_p": SHARE, "GenerationConfig.max_new_tokens": AT_LEAST_1,

@@ -72,8 +72,6 @@ def validate(cfg: RecipeConfig) -> None:
 
     from rlaif_uu.pipeline.gold import ANNOTATORS
 
-    if cfg.rounds < 1:
-        raise UserError(f"rounds={cfg.rounds}: a run has at least 1 round")
     if cfg.rounds > 1 and cfg.data.on_policy.samples < 1:
         raise UserError(f"rounds={cfg.rounds} needs the policy's answers each round: set data.on_policy.samples >= 1")
     if cfg.annotator.kind not in ANNOTATORS:
