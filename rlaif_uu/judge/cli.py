@@ -12,6 +12,8 @@ labels (a tie goes by the sign of the aggregate score) or ``mean`` (aggregate sc
 
 Judges on the command line: ``--judge KIND[:key=value,...]``, e.g.
 ``--judge rules --judge openai:model=gpt-4o-mini,base_url=https://api.openai.com/v1,concurrency=4``.
+``--judge request`` labels the request and the answer together (:mod:`rlaif_uu.judge.request`):
+a non-refusal to a harmful request is harmful.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from rlaif_uu.config import load_config
 from rlaif_uu.data.io import Row, check_output, read_records, write_json, write_records
 from rlaif_uu.errors import UserError
 
-KINDS = ("transformers", "vllm", "openai", "embedding", "rules")
+KINDS = ("transformers", "vllm", "openai", "embedding", "rules", "request")
 AGGREGATES = ("majority", "mean")
 OUT_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".parquet", ".pq")
 
@@ -42,9 +44,9 @@ OUT_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".parquet", ".pq")
 class JudgeConfig:
     """One judge of ``rlaif-uu label`` (``None`` = the kind's default)."""
 
-    kind: str = "transformers"  # transformers | vllm | openai | embedding | rules
+    kind: str = "transformers"  # transformers | vllm | openai | embedding | rules | request
     name: str | None = None  # column prefix (default: the kind)
-    model: str | None = None  # transformers/vllm/embedding: alias, folder or hub id; openai: served model name
+    model: str | None = None  # transformers/vllm/embedding/request: alias, folder or hub id; openai: served model name
     template: str | None = None  # built-in template name or YAML/JSON file (LLM judges)
     base_url: str | None = None  # openai: API root, e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # openai: name of the variable holding the key
@@ -56,6 +58,8 @@ class JudgeConfig:
     max_retries: int = 3  # openai
     logprobs: bool = True  # openai: ask for log-probabilities
     text: str = "response"  # embedding: response | pair
+    refusal_embedding: bool = False  # request: also count answers close to refusal phrasings (MiniLM) as refusals
+    content: str = "none"  # request: none | rules (a harm keyword/generalisation in a non-refusal also counts)
     max_field_tokens: int = 512  # transformers, vllm
     max_model_len: int | None = None  # vllm: context length (default: the model's)
     dtype: str = "auto"  # vllm: weights dtype
@@ -133,6 +137,10 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Any:
         from rlaif_uu.judge.cheap import EmbeddingJudge
 
         return EmbeddingJudge(cfg.model or MINILM, text=cfg.text)
+    if cfg.kind == "request":
+        from rlaif_uu.judge.request import RequestJudge
+
+        return RequestJudge(cfg.model or MINILM, refusal_embedding=cfg.refusal_embedding, content=cfg.content)
     if cfg.kind == "openai":
         from rlaif_uu.judge.http_backend import OpenAIJudge
 
@@ -265,7 +273,7 @@ def run_label(cfg: LabelConfig) -> Path:
     summary: dict[str, dict[str, Any]] = {}
     try:
         for name, jc, judge in zip(names, cfg.judges, judges):
-            default_batch = max(32, 4 * jc.concurrency) if jc.kind == "openai" else {"rules": 256, "vllm": 64}.get(jc.kind, 8)
+            default_batch = max(32, 4 * jc.concurrency) if jc.kind == "openai" else {"rules": 256, "vllm": 64, "request": 64}.get(jc.kind, 8)
             run = judge_rows(judge, prompts, responses, cache=cache, batch_size=jc.batch_size or default_batch, progress=cfg.progress)
             lab, t = labels_from_scores(run.scores, jc.threshold, jc.harmful_fraction)
             scores.append(run.scores)
