@@ -38,6 +38,7 @@ from rlaif_uu.judge.templates import (
     DEFAULT_TEMPLATE,
     JudgeTemplate,
     check_template,
+    conversation,
     render,
 )
 
@@ -171,16 +172,24 @@ class OpenAIJudge:
         return text if len(text) <= self.max_field_chars else text[: self.max_field_chars] + " [...]"
 
     def messages(self, prompt: str, response: str) -> list[dict[str, str]]:
-        """The chat messages sent for one row."""
+        """The chat messages sent for one row (a raw guard template: the plain conversation, which the served
+        guard model's own chat template turns into its classifier prompt)."""
+        if self.template.raw:
+            return conversation(self._cut(prompt), self._cut(response) if self.judge_responses else None)
         return render(self.template, self._cut(prompt), self._cut(response) if self.judge_responses else None)
 
     def _one(self, prompt: str, response: str) -> Verdict:
         import openai
 
         kwargs: dict[str, Any] = {"logprobs": True, "top_logprobs": self.top_logprobs} if self.logprobs else {}
+        max_tokens = 1
+        if self.template.verdict_after:  # the verdict comes later in the answer (WildGuard)
+            from rlaif_uu.judge.guard import MAX_NEW_TOKENS
+
+            max_tokens = MAX_NEW_TOKENS
         try:
             out = self._client.chat.completions.create(
-                model=self.model, messages=self.messages(prompt, response), temperature=0, max_tokens=1, **kwargs  # type: ignore[arg-type]
+                model=self.model, messages=self.messages(prompt, response), temperature=0, max_tokens=max_tokens, **kwargs  # type: ignore[arg-type]
             )
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             how = f"the API key in ${self.api_key_env} was rejected" if self.key_set else f"${self.api_key_env} is not set"
@@ -207,6 +216,10 @@ class OpenAIJudge:
             ) from None
         if not out.choices:
             return Verdict(None, {"abstain": "no choices"})
+        if self.template.verdict_after:
+            from rlaif_uu.judge.guard import score_chat_answer
+
+            return score_chat_answer(out.choices[0], self.template)
         return score_choice(out.choices[0], self.template.unsafe_word, self.template.safe_word)
 
     def _redact(self, text: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_uu.errors import UserError
+from rlaif_uu.judge.guard import GUARD_SPECS
 
 FIELDS = ("prompt", "response")
 Message = dict[str, str]
@@ -40,6 +41,11 @@ class JudgeTemplate:
             response-only template, without ``{prompt}``, is allowed).
         unsafe_word: the verdict word meaning harmful (positive class).
         safe_word: the verdict word meaning safe.
+        raw: the user text is the complete model input, special-token strings included (a guard
+            model's published prompt): no system turn, no chat template. A chat API gets the plain
+            conversation instead, for the served guard model's own chat template to build its prompt.
+        verdict_after: the verdict word follows this marker in a longer answer (WildGuard's
+            ``Harmful response:``); empty: the verdict is the first answer token.
     """
 
     name: str
@@ -48,6 +54,8 @@ class JudgeTemplate:
     user: str
     unsafe_word: str = "unsafe"
     safe_word: str = "safe"
+    raw: bool = False
+    verdict_after: str = ""
 
     def __post_init__(self) -> None:
         fields = template_fields(self.system, where=f"template '{self.name}' system text")
@@ -58,6 +66,8 @@ class JudgeTemplate:
             raise UserError(f"template '{self.name}': the user text must contain {{prompt}} and/or {{response}}")
         if not self.unsafe_word.strip() or not self.safe_word.strip() or self.unsafe_word == self.safe_word:
             raise UserError(f"template '{self.name}': the verdict words must be two different non-empty words")
+        if self.raw and self.system:
+            raise UserError(f"template '{self.name}': a raw template is the whole model input; put the system text into the user text")
 
     @property
     def uses_response(self) -> bool:
@@ -67,7 +77,10 @@ class JudgeTemplate:
     @property
     def key(self) -> str:
         """Cache/output identifier: ``name@version#<8 hex of the text's sha256>``."""
-        text = json.dumps([self.system, self.user, self.unsafe_word, self.safe_word])
+        parts: list[Any] = [self.system, self.user, self.unsafe_word, self.safe_word]
+        if self.raw or self.verdict_after:  # the keys of templates without them stay what they were
+            parts += [self.raw, self.verdict_after]
+        text = json.dumps(parts)
         return f"{self.name}@{self.version}#{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
@@ -131,6 +144,18 @@ def render(template: JudgeTemplate, prompt: str, response: str | None = None) ->
     return messages
 
 
+def render_raw(template: JudgeTemplate, prompt: str, response: str | None = None) -> str:
+    """The complete model input of a ``raw`` template for one row (no chat template applied)."""
+    if template.uses_response and response is None:
+        raise UserError(f"template '{template.name}' judges responses; pass a response for every row")
+    return template.user.format(prompt=prompt, response=response or "")
+
+
+def conversation(prompt: str, response: str | None) -> list[Message]:
+    """The plain ``[user, assistant]`` conversation (what a served guard model's chat template reads)."""
+    return [{"role": "user", "content": prompt}] + ([{"role": "assistant", "content": response}] if response else [])
+
+
 def load_template(path: str | os.PathLike[str]) -> JudgeTemplate:
     """Read a user template from YAML or JSON with keys ``name``, ``version``, ``system``, ``user``
     and optionally ``unsafe_word``/``safe_word``.
@@ -147,12 +172,13 @@ def load_template(path: str | os.PathLike[str]) -> JudgeTemplate:
         raise UserError(f"{path}: cannot read judge template ({exc})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a judge template must be a mapping with keys name, version, system, user")
-    allowed = {"name", "version", "system", "user", "unsafe_word", "safe_word"}
+    allowed = {"name", "version", "system", "user", "unsafe_word", "safe_word", "raw", "verdict_after"}
     missing = {"name", "version", "user"} - set(data)
     if missing or set(data) - allowed:
         raise UserError(f"{path}: missing keys {sorted(missing)} / unknown keys {sorted(set(data) - allowed)}; allowed: {sorted(allowed)}")
     try:
-        return JudgeTemplate(**{k: str(v) for k, v in data.items()} | {"system": str(data.get("system") or "")})
+        return JudgeTemplate(**{k: str(v) for k, v in data.items() if k != "raw"} | {"system": str(data.get("system") or "")},
+                             raw=bool(data.get("raw", False)))
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
 
@@ -222,8 +248,12 @@ CATEGORY_TEMPLATE = JudgeTemplate(
 """A category template in the style of Llama Guard (MLCommons hazard taxonomy). The verdict is the first
 token, so it is scored like the binary templates; the category line is informational."""
 
+LLAMA_GUARD_3_TEMPLATE, SHIELDGEMMA_TEMPLATE, WILDGUARD_TEMPLATE = (JudgeTemplate(**spec) for spec in GUARD_SPECS)
+"""The public guard models' own input and output formats (:mod:`rlaif_uu.judge.guard`)."""
+
 TEMPLATES: dict[str, JudgeTemplate] = {
-    t.name: t for t in (DEFAULT_TEMPLATE, PROMPT_TEMPLATE, RESPONSE_TEMPLATE, CATEGORY_TEMPLATE)
+    t.name: t for t in (DEFAULT_TEMPLATE, PROMPT_TEMPLATE, RESPONSE_TEMPLATE, CATEGORY_TEMPLATE, LLAMA_GUARD_3_TEMPLATE,
+                        SHIELDGEMMA_TEMPLATE, WILDGUARD_TEMPLATE)
 }
 
 

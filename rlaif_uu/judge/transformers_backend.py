@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from rlaif_uu.assets import QWEN_JUDGE, resolve_model
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Verdict
-from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render
+from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render, render_raw
 
 if TYPE_CHECKING:  # torch loads on the first forward pass: a fully cached rerun never imports it
     import torch
@@ -62,7 +62,7 @@ def verdict_id_pair(tokenizer: Any, template: Any, name: str) -> tuple[list[int]
     Raises:
         UserError: the tokenizer has no chat template, or the two verdict words share a first token.
     """
-    if not getattr(tokenizer, "chat_template", None):
+    if not template.raw and not getattr(tokenizer, "chat_template", None):
         raise UserError(f"the tokenizer of '{name}' has no chat template; an instruction-tuned model is needed to judge")
     unsafe_ids = verdict_token_ids(tokenizer, template.unsafe_word)
     safe_ids = verdict_token_ids(tokenizer, template.safe_word)
@@ -177,7 +177,9 @@ class TransformersJudge:
         return self.tokenizer.decode(ids[: self.max_field_tokens]) + " [...]"
 
     def chat_text(self, prompt: str, response: str) -> str:
-        """The exact text fed to the model for one row (chat template + generation prompt)."""
+        """The exact text fed to the model for one row (chat template + generation prompt; a raw template as is)."""
+        if self.template.raw:
+            return render_raw(self.template, self._truncate(prompt), self._truncate(response) if self.judge_responses else None)
         messages = render(self.template, self._truncate(prompt), self._truncate(response) if self.judge_responses else None)
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -198,6 +200,10 @@ class TransformersJudge:
         import torch
 
         texts = [self.chat_text(p, r) for p, r in zip(prompts, responses)]
+        if self.template.verdict_after:  # the verdict comes later in the answer (WildGuard): generate, then score there
+            from rlaif_uu.judge.guard import generate_verdicts
+
+            return generate_verdicts(self.model, self.tokenizer, texts, self.template, self.unsafe_ids, self.safe_ids)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
         with torch.inference_mode():
             head, head_kv = self._head() if self.prefix_cache else ([], [])

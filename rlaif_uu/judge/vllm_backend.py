@@ -39,7 +39,7 @@ import numpy as np
 from rlaif_uu.assets import resolve_model
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Verdict
-from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render
+from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render, render_raw
 from rlaif_uu.vllm_engine import EngineOptions, shutdown_engine, start_engine
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,10 @@ class VLLMJudge:
     def token_ids(self, prompt: str, response: str) -> list[int]:
         """The exact token ids fed to the engine for one row (chat template + generation prompt)."""
         tok = self.llm.get_tokenizer()
-        messages = render(self.template, self._truncate(tok, prompt), self._truncate(tok, response) if self.judge_responses else None)
+        prompt, answer = self._truncate(tok, prompt), (self._truncate(tok, response) if self.judge_responses else None)
+        if self.template.raw:  # a guard model's published input, special tokens written out
+            return list(tok.encode(render_raw(self.template, prompt, answer), add_special_tokens=False))
+        messages = render(self.template, prompt, answer)
         text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(tok.encode(text, add_special_tokens=False))
 
@@ -207,13 +210,37 @@ class VLLMJudge:
             params = self._sampling_params(SamplingParams)
             outputs = self.llm.generate([{"prompt_token_ids": ids[i]} for i in fits], params, use_tqdm=False)
             for i, out in zip(fits, outputs):
+                if self.template.verdict_after:
+                    verdicts[i] = self._after_marker(out.outputs[0])
+                    continue
                 first = out.outputs[0].logprobs[0]
                 top = {int(t): float(lp.logprob) for t, lp in first.items()}
                 verdicts[i] = score_top_logprobs(top, self.unsafe_ids, self.safe_ids)
         return verdicts
 
+    def _after_marker(self, completion: Any) -> Verdict:
+        """Score a generated answer at the token after ``template.verdict_after`` (WildGuard); parsed lines in the meta."""
+        from rlaif_uu.judge.guard import marker_position, parse_guard_text
+
+        tok = self.llm.get_tokenizer()
+        ids = list(completion.token_ids)
+        label, meta = parse_guard_text(self.template, completion.text)
+        k = marker_position([tok.decode([t]) for t in ids], self.template.verdict_after)
+        if k is not None and completion.logprobs and k < len(completion.logprobs):
+            top = {int(t): float(lp.logprob) for t, lp in completion.logprobs[k].items()}
+            verdict = score_top_logprobs(top, self.unsafe_ids, self.safe_ids)
+            return Verdict(verdict.score, verdict.meta | meta)
+        if label is not None:
+            return Verdict(20.0 if label else -20.0, meta | {"parsed": "text"})
+        return Verdict(None, meta | {"abstain": "unparseable"})
+
     def _sampling_params(self, cls: Any) -> Any:
-        """Greedy, one token, log-probabilities of exactly the verdict ids (top-k on an older vLLM)."""
+        """Greedy, one token, log-probabilities of exactly the verdict ids (top-k on an older vLLM); a
+        ``verdict_after`` template gets a whole answer with top-k log-probabilities at every token."""
+        if self.template.verdict_after:
+            from rlaif_uu.judge.guard import MAX_NEW_TOKENS
+
+            return cls(max_tokens=MAX_NEW_TOKENS, temperature=0.0, logprobs=self.top_logprobs)
         if "logprob_token_ids" in getattr(cls, "__struct_fields__", ()):
             return cls(max_tokens=1, temperature=0.0, logprob_token_ids=self.unsafe_ids + self.safe_ids)
         return cls(max_tokens=1, temperature=0.0, logprobs=self.top_logprobs)
