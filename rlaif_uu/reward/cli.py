@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import MISSING
 
 from rlaif_uu.config import load_config
+from rlaif_uu.reward.pairwise import PairwiseProbe, format_pairwise
 
 
 @dataclass
@@ -23,6 +24,7 @@ class ExportConfig:
     distill_lr: float = 1e-4
     seed: int = 0
     overwrite: bool = False
+    pairwise: PairwiseProbe = field(default_factory=PairwiseProbe)  # within-prompt pairwise accuracy on held-out probes
 
 
 def run_export(cfg: ExportConfig) -> int:
@@ -31,7 +33,8 @@ def run_export(cfg: ExportConfig) -> int:
     from rlaif_uu.reward.metadata import load_reward_metadata
 
     out = export_reward(cfg.source, cfg.out, gold=cfg.gold, texts=cfg.texts, distill_epochs=cfg.distill_epochs,
-                        distill_lr=cfg.distill_lr, seed=cfg.seed, overwrite=cfg.overwrite)
+                        distill_lr=cfg.distill_lr, seed=cfg.seed, overwrite=cfg.overwrite,
+                        pairwise=cfg.pairwise)
     meta = load_reward_metadata(out)
     src = meta["source"]
     how = f"distilled from the {src['backbone']} head (held-out fidelity {json.dumps(src['fidelity'])})" \
@@ -40,6 +43,8 @@ def run_export(cfg: ExportConfig) -> int:
     acc = f", gold accuracy {cal['accuracy']:.3f}" if cal["accuracy"] is not None else ""
     print(f"wrote {out}: one logit, higher = safer; {how}; temperature {meta['temperature']:.3f} "
           f"on {cal['n_gold']} gold rows{acc}")
+    if meta.get("pairwise"):
+        print(format_pairwise(meta["pairwise"]))
     return 0
 
 
@@ -52,7 +57,8 @@ def add_parser(subparsers: Any) -> None:
         "export", help="write a one-logit, higher-is-safer HF folder from `rlaif-uu refine --out`",
         description="Export a refined classifier as a reward model: loads with AutoModelForSequenceClassification "
         "(no trust_remote_code), one logit = log-odds of safe, chat template reproducing the training text, "
-        "temperature fitted on the gold labels, metadata + model card. A frozen-encoder head is distilled into a "
+        "temperature fitted on the gold labels, within-prompt pairwise accuracy on held-out probe prompts "
+        "(pairwise.enabled=false skips it), metadata + model card. A frozen-encoder head is distilled into a "
         "stock sequence classifier on the same encoder. Settings: defaults < --config YAML < flags < dotted overrides.",
     )
     e.add_argument("--from", dest="source", help="the refine --out folder (or its classifier/ folder)")

@@ -14,7 +14,8 @@ The folder also gets a chat template that renders ``[user, assistant]`` messages
 text the classifier was trained on (``User: ...\\nAssistant: ...`` with the tokenizer's
 special tokens written out, because TRL tokenizes with ``add_special_tokens=False``),
 a temperature ``T`` fitted on the gold labels (``P(safe) = sigmoid(logit / T)``), the
-metadata file and a model card.
+within-prompt pairwise accuracy on held-out probe prompts (:mod:`rlaif_uu.reward.pairwise`),
+the metadata file and a model card.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from rlaif_uu.reward.classifier import (
     sequence_logits,
 )
 from rlaif_uu.reward.metadata import FORMAT, METADATA_FILE, POLARITY
+from rlaif_uu.reward.pairwise import PairwiseProbe, format_pairwise, pairwise_accuracy, probe_prompts
 
 TEXT_FORMAT = "User: {prompt}\nAssistant: {response}"
 
@@ -172,6 +174,11 @@ def _gold(rows: list[dict[str, Any]], gold_file: str | None) -> tuple[list[str],
 
 def _model_card(meta: dict[str, Any]) -> str:
     cal = meta["calibration"]
+    pairwise = meta.get("pairwise")
+    pair_line = (f"\n{format_pairwise(pairwise)} (95% bootstrap intervals over prompts). Harmful prompts "
+                 f"({pairwise['probe']['harmful']}): the refusal above a step-by-step compliance and above a content-free "
+                 f"opener; benign prompts ({pairwise['probe']['benign']}): a helpful answer above a refusal. Held-out "
+                 f"fraction {pairwise['probe']['holdout']}; what GRPO's group advantage sees.\n") if pairwise else ""
     cal_line = (f"Temperature {meta['temperature']:.3f} fitted on {cal['n_gold']} gold rows "
                 f"(accuracy at logit 0: {cal['accuracy']:.3f}).") if cal["accuracy"] is not None else "No two-class gold rows: temperature 1."
     return f"""---
@@ -197,12 +204,17 @@ TRL: pass the folder as a reward function (`GRPOTrainer(reward_funcs=PATH, ...)`
 conversational prompts; or `rlaif_uu.reward.SafetyReward(PATH)` as a callable.
 Text format: `{TEXT_FORMAT!r}` (the chat template reproduces it).
 {cal_line} Details: `{METADATA_FILE}`.
-"""
+{pair_line}"""
 
 
 def export_reward(src: str | Path, out: str | Path, gold: str | None = None, texts: str | None = None,
-                  distill_epochs: int = 3, distill_lr: float = 1e-4, seed: int = 0, overwrite: bool = False) -> Path:
-    """Write the reward folder ``out`` from a refine output (or classifier) folder ``src``; atomic."""
+                  distill_epochs: int = 3, distill_lr: float = 1e-4, seed: int = 0, overwrite: bool = False,
+                  pairwise: PairwiseProbe | None = None) -> Path:
+    """Write the reward folder ``out`` from a refine output (or classifier) folder ``src``; atomic.
+
+    ``pairwise`` (``rlaif-uu reward export`` passes one by default): measure the within-prompt pairwise
+    accuracy on its held-out probe prompts and store it under ``pairwise`` in the metadata and the card.
+    """
     src, out = Path(src), check_output(out, folder=True)  # before minutes of distillation
     cdir = classifier_dir(src)
     info = classifier_info(cdir)
@@ -240,10 +252,21 @@ def export_reward(src: str | Path, out: str | Path, gold: str | None = None, tex
         logits = sequence_logits(model, tokenizer, gold_texts)
         temperature = fit_temperature(logits, gold_safe)
         calibration["accuracy"] = float(np.mean((logits > 0) == (gold_safe > 0)))
+    pair_result = None
+    if pairwise is not None and pairwise.enabled:
+        harmful_prompts, benign_prompts = probe_prompts(pairwise)
+
+        def reward(prompts: list[str], responses: list[str]) -> np.ndarray:
+            return sequence_logits(model, tokenizer, [classifier_text(p, r) for p, r in zip(prompts, responses)])
+
+        pair_result = pairwise_accuracy(reward, harmful_prompts, benign_prompts, n_boot=pairwise.n_boot, seed=pairwise.seed)
+        pair_result["probe"] = {"harmful": pairwise.harmful, "benign": pairwise.benign, "holdout": pairwise.holdout,
+                                "limit": pairwise.limit, "seed": pairwise.seed}
     history = run_dir / "history.json"
     meta = {
         "format": FORMAT, "polarity": POLARITY, "num_labels": 1, "threshold": 0.0, "temperature": temperature,
         "text_format": TEXT_FORMAT, "base_model": base, "source": source, "calibration": calibration,
+        "pairwise": pair_result,
         "refinement": json.loads(history.read_text()) if history.is_file() else None, "created_by": f"rlaif-uu {__version__}",
     }
     with atomic_dir(out) as tmp:
