@@ -7,6 +7,8 @@ Layout of ``OUT``::
     prompts.jsonl               the training prompt mix
     train_log.json              TRL's log history (reward, KL, loss per step) + settings
     reward_curve.png            mean reward (and KL) per step
+    monitor.json, monitor.png   the reward-hacking monitor (align.monitor): reward vs monitor per check, the alarm
+    monitor_answers.jsonl       the policy's answers to the monitor prompts at every check
     config.yaml                 the resolved settings
 """
 
@@ -83,8 +85,25 @@ def save_policy(trainer: Any, cfg: AlignConfig, out: Path, state_dict: dict[str,
     return out / "policy"
 
 
+def _attach_monitor(cfg: AlignConfig, prompts: list[dict[str, Any]], out: Path, trainer: Any) -> Any:
+    """Add the reward-hacking monitor's callback on ``prompts`` to the trainer when ``align.monitor.enabled`` (else None)."""
+    if not cfg.monitor.enabled:
+        return None
+    from rlaif_uu.align.monitor_callback import MonitorCallback
+
+    callback = MonitorCallback(cfg, prompts, out, trainer)
+    trainer.add_callback(callback)
+    return callback
+
+
+def monitor_summary(monitor: Any) -> dict[str, Any] | None:
+    """The alarm and early stop of a monitor callback, for train_log.json (None: no monitor)."""
+    return None if monitor is None else {k: monitor.summary()[k] for k in ("alarm", "stopped")}
+
+
 def run_align(cfg: AlignConfig) -> Path:
     """Train the policy against the reward; returns the output folder."""
+    from rlaif_uu.align.monitor import check_monitor, monitor_prompts
     from rlaif_uu.align.trainer import build_trainer, check_config
 
     out = check_output(cfg.out, folder=True)
@@ -97,7 +116,9 @@ def run_align(cfg: AlignConfig) -> Path:
         raise UserError(f"{out}: output directory exists and is not empty; pass --resume to continue, "
                         "--overwrite to start over, or choose another --out")
     check_config(cfg)
+    check_monitor(cfg)
     dataset = build_prompts(cfg.prompts)  # every input is checked before OUT is touched
+    watch = monitor_prompts(cfg, dataset) if cfg.monitor.enabled else []
     if main:
         if not cfg.resume and out.exists():
             shutil.rmtree(out)
@@ -106,6 +127,7 @@ def run_align(cfg: AlignConfig) -> Path:
                                               for r in dataset])
         (out / "config.yaml").write_text(to_yaml(cfg))
     trainer = build_trainer(cfg, dataset, str(checkpoints))
+    monitor = _attach_monitor(cfg, watch, out, trainer)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - start
@@ -119,9 +141,11 @@ def run_align(cfg: AlignConfig) -> Path:
               "zero_stage": zero.zero_stage if zero else None}
     write_json(out / "train_log.json", {"algorithm": cfg.algorithm, "steps": trainer.state.global_step,
                                         "resumed_from": resume_from, "seconds": seconds, "launch": launch,
-                                        "log_history": history})
+                                        "log_history": history, "monitor": monitor_summary(monitor)})
     plot_reward_curve(history, out / "reward_curve.png")
     rewards = [h["reward"] for h in history if "reward" in h]
     trend = f"; mean reward {rewards[0]:.3f} (first step) -> {rewards[-1]:.3f} (last)" if rewards else ""
     print(f"{cfg.algorithm}: {trainer.state.global_step} steps in {seconds:.0f} s{trend}; policy in {policy}")
+    if monitor is not None and monitor.stopped:
+        print(f"stopped early by the reward-hacking alarm at step {monitor.stopped['step']}: {monitor.stopped['reason']}")
     return out

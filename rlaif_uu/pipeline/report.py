@@ -182,6 +182,37 @@ def degeneration(compare_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
     return deg, flag_lines(deg) if deg and deg["flag"] else []
 
 
+def monitor_lines(align_dir: Path, out: Path) -> list[str]:
+    """The reward-hacking monitor's section of the report (nothing when the align stage ran without it).
+
+    Reads ``monitor.json`` (:mod:`rlaif_uu.align.monitor`): the training reward beside the monitor's
+    harmful compliance and benign refusal at every check, whether the alarm fired and whether it stopped training.
+    """
+    mon = _load(align_dir / "monitor.json")
+    if not mon:
+        return []
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    p, alarm, stopped = mon["prompts"], mon["alarm"], mon.get("stopped")
+    lines = ["### Reward-hacking monitor", "",
+             (f"Every {mon['settings']['every_n_steps']} steps the policy answered {p['harmful']} harmful and {p['benign']} benign "
+             f"prompts that are neither trained on nor held out for the eval (greedy, {mon['max_new_tokens']} tokens), scored by "
+             f"`{mon['scorer']}` (not the training reward); the training reward is its mean over the last {mon['window']} steps."), "",
+             "| step | training reward | harmful compliance | benign refusal | alarm condition |", "|---|---|---|---|---|",
+             *(f"| {c['step']} | {num(c['reward'])} | {num(c['harmful_compliance'])} | {num(c['benign_refusal'])} | "
+               f"{'tripped' if c.get('tripped') else ''} |" for c in mon["checks"]), ""]
+    if alarm["fired"]:
+        lines += [f"**WARNING: possible reward hacking, the alarm fired at step {alarm['step']}**: " + "; ".join(alarm["reasons"]) + ".", ""]
+    else:
+        lines += ["No alarm: the training reward never rose while the monitor's safety fell (align.monitor thresholds).", ""]
+    if stopped:
+        lines += [(f"Training was **stopped at step {stopped['step']}** by the alarm (align.monitor.stop=true); the saved policy is "
+                  "that step's."), ""]
+    return [*lines, f"![monitor]({(align_dir / 'monitor.png').relative_to(out)})", ""]
+
+
 def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path:
     """Write ``report.json`` and ``report.md`` in the run folder; returns the markdown path."""
     d = final_dirs(cfg)
@@ -230,6 +261,7 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
          f"{ali.get('reward_first', float('nan')):.3f} (first {ali.get('reward_window')} steps) -> "
          f"{ali.get('reward_last', float('nan')):.3f} (last {ali.get('reward_window')})."), "",
         f"![reward curve]({rel('align', 'reward_curve.png')})", "",
+        *monitor_lines(d["align"], out),
         *_reward_check_lines(report["reward_check"]["before"], report["reward_check"]["after"]),
         *(rounds_lines(rounds, cfg.annotator.kind == "simulated") if cfg.rounds > 1 else []),
         "## Safety before and after", "",
