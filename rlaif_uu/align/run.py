@@ -126,10 +126,16 @@ def run_align(cfg: AlignConfig) -> Path:
         write_records(out / "prompts.jsonl", [{"id": r["id"], "kind": r["kind"], "prompt": r["prompt"][-1]["content"]}
                                               for r in dataset])
         (out / "config.yaml").write_text(to_yaml(cfg))
-    trainer = build_trainer(cfg, dataset, str(checkpoints))
-    monitor = _attach_monitor(cfg, watch, out, trainer)
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        trainer = build_trainer(cfg, dataset, str(checkpoints))
+        monitor = _attach_monitor(cfg, watch, out, trainer)
+        trainer.train(resume_from_checkpoint=resume_from)
+    except BaseException:
+        # a fresh run that failed before its first checkpoint leaves nothing, so a plain rerun is not refused as "not empty"
+        if main and not cfg.resume and _last_checkpoint(checkpoints) is None:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - start
     state_dict = gathered_state_dict(trainer)
     if not main:

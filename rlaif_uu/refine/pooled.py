@@ -101,7 +101,7 @@ def load_pooled_scorer(path: str | Path, batch_size: int = 32) -> Callable[[list
         base = AutoModel.from_pretrained(ref.path, **from_pretrained_kwargs(ref))
         encoder = PeftModel.from_pretrained(base, str(enc_dir)).merge_and_unload()
     else:
-        encoder = AutoModel.from_pretrained(enc_dir)
+        encoder = AutoModel.from_pretrained(enc_dir, use_safetensors=True, trust_remote_code=False)
     state = load_file(str(path / "head.safetensors"))
     head = _Head(state["mean"], state["std"], 0)
     head.load_state_dict(state)

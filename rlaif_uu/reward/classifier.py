@@ -6,7 +6,6 @@ refinement's logit, **higher = more harmful**; the reward export flips the sign.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from rlaif_uu.errors import UserError
+from rlaif_uu.reward.metadata import check_safetensors, read_json
 
 HarmScorer = Callable[[list[str]], np.ndarray]
 
@@ -29,6 +29,10 @@ def classifier_dir(path: str | Path) -> Path:
     for cand in (path, path / "classifier"):
         if (cand / "classifier.json").is_file():
             return cand
+    for cand in (path / "classifier", path):
+        if cand.is_dir() and any(cand.glob("*.safetensors")):
+            raise UserError(f"{cand}: classifier.json is missing, so the classifier cannot be rebuilt (the folder is damaged "
+                            "or was copied in part); rerun `rlaif-uu refine` or copy the whole --out folder")
     if (path / "history.json").is_file():
         raise UserError(f"{path}: this refine run saved no classifier (no iteration was trained); "
                         "rerun `rlaif-uu refine` with at least one iteration")
@@ -37,8 +41,20 @@ def classifier_dir(path: str | Path) -> Path:
 
 
 def classifier_info(path: str | Path) -> dict[str, Any]:
-    """The ``classifier.json`` description of a refined classifier folder."""
-    return json.loads((classifier_dir(path) / "classifier.json").read_text())
+    """The ``classifier.json`` description of a refined classifier folder, with its weight files checked.
+
+    Raises:
+        UserError: a corrupt ``classifier.json``, or missing or truncated weights.
+    """
+    cdir = classifier_dir(path)
+    redo = "rerun `rlaif-uu refine` (or copy the whole --out folder again)"
+    info = read_json(cdir / "classifier.json", redo)
+    if is_pooled(info):
+        check_safetensors(cdir, "head", redo)
+    if info.get("backbone") != "frozen":
+        weights = cdir / info.get("encoder_dir", "encoder") if is_pooled(info) else cdir
+        check_safetensors(weights, "adapter_model" if (weights / "adapter_config.json").is_file() else "model", redo)
+    return info
 
 
 def is_pooled(info: dict[str, Any]) -> bool:
@@ -56,7 +72,7 @@ def load_sequence_classifier(path: Path, info: dict[str, Any], dtype: torch.dtyp
 
     from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     if (path / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -73,7 +89,7 @@ def load_sequence_classifier(path: Path, info: dict[str, Any], dtype: torch.dtyp
         base.config.pad_token_id = tokenizer.pad_token_id
         model = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, use_safetensors=True, trust_remote_code=False)
     if model.config.num_labels != 1:
         raise UserError(f"{path}: classifier has {model.config.num_labels} labels; refinement classifiers have one")
     model.config.pad_token_id = tokenizer.pad_token_id

@@ -80,8 +80,10 @@ class SafetyReward:
 
             self._rules = RuleJudge()  # built once: the penalty is checked for every completion
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.path).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=False)
+        # safetensors only: pickled weights can run code when loaded (load_reward_metadata refuses a .bin-only folder)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            self.path, use_safetensors=True, trust_remote_code=False).to(self.device).eval()
         self.max_length = int(getattr(self.model.config, "max_position_embeddings", None) or 4096)
         self.__name__ = "safety_reward"  # TRL logs each reward function under its __name__
 

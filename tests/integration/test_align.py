@@ -126,3 +126,30 @@ def test_missing_optional_packages(setup: dict[str, Path], tmp_path: Path, monke
         check_config(load_config(AlignConfig, None, base, ["vllm.enabled=true"]))
     with pytest.raises(UserError, match="bitsandbytes"):
         check_config(load_config(AlignConfig, None, base, ["peft.kind=qlora"]))
+
+
+def test_damaged_reward_or_failed_start_leaves_out_empty(setup: dict[str, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from rlaif_uu.cli import main
+
+    corrupt, truncated = tmp_path / "corrupt", tmp_path / "truncated"
+    shutil.copytree(setup["reward"], corrupt)
+    (corrupt / "config.json").write_text('{"id2label": ')
+    shutil.copytree(setup["reward"], truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    for reward, expected in ((corrupt, "not valid JSON"), (truncated, "unreadable weights")):
+        assert main(_args(setup | {"reward": reward}, tmp_path / "out", "--steps", "1")) == 2
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "out").exists()
+
+    import rlaif_uu.align.trainer as trainer
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise UserError("the trainer could not start")
+
+    monkeypatch.setattr(trainer, "build_trainer", broken)
+    assert main(_args(setup, tmp_path / "out", "--steps", "1")) == 2
+    assert "could not start" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # a plain rerun is not refused as "not empty"

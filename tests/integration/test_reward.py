@@ -216,3 +216,71 @@ def test_mean_pooled_encoder_is_distilled(bert: Path, tmp_path: Path) -> None:
     assert load_reward_metadata(out)["source"]["distilled"]
     safety = SafetyReward(out).logits([r["prompt"] for r in rows], [r["response"] for r in rows])
     assert np.corrcoef(safety, -load_harm_scorer(run)(texts))[0, 1] > 0.9
+
+
+def _damaged(src: Path, dst: Path, edit: str) -> Path:
+    shutil.copytree(src, dst)
+    if edit == "no-classifier-json":
+        (dst / "classifier.json").unlink()
+    elif edit == "truncated":
+        weights = dst / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif edit == "bin-only":
+        (dst / "model.safetensors").unlink()
+        (dst / "pytorch_model.bin").write_bytes(b"pickled")
+    elif edit == "corrupt-config":
+        (dst / "config.json").write_text('{"architectures": [')
+    elif edit == "corrupt-info":
+        (dst / "classifier.json").write_text("{oops")
+    return dst
+
+
+@pytest.mark.parametrize("edit, match", [
+    ("no-classifier-json", "classifier.json is missing"),
+    ("truncated", "unreadable weights"),
+    ("bin-only", "no model.safetensors .found pytorch_model.bin"),
+    ("corrupt-info", "classifier.json: not valid JSON"),
+])
+def test_export_from_a_damaged_classifier_is_one_line(encoder_reward: tuple[Path, Path], tmp_path: Path, edit: str,
+                                                      match: str) -> None:
+    run = tmp_path / "refine"
+    _damaged(encoder_reward[0], run / "classifier", edit)
+    (run / "history.json").write_text("{}")
+    with pytest.raises(UserError, match=match):
+        export_reward(run, tmp_path / "reward")
+    assert not (tmp_path / "reward").exists()
+
+
+def test_export_of_a_frozen_head_without_its_weights(bert: Path, tmp_path: Path) -> None:
+    from rlaif_uu.refine.backbones import FrozenEncoder
+
+    frozen = FrozenEncoder(model=str(bert))
+    frozen.prepare(["a", "b"])
+    run = tmp_path / "refine"
+    frozen.save(frozen.new_model(0), str(run / "classifier"))
+    (run / "history.json").write_text("{}")
+    (run / "classifier" / "head.safetensors").unlink()
+    with pytest.raises(UserError, match=r"no head.safetensors"):
+        export_reward(run, tmp_path / "reward")
+
+
+@pytest.mark.parametrize("edit, match", [
+    ("num_labels", "has 2 labels"),
+    ("corrupt-config", "config.json: not valid JSON"),
+    ("truncated", "unreadable weights"),
+    ("bin-only", "pickled weights are not loaded"),
+    ("temperature-0", "temperature 0"),
+    ("temperature-text", "temperature 'hot'"),
+])
+def test_damaged_reward_folder_is_one_line(encoder_reward: tuple[Path, Path], tmp_path: Path, edit: str, match: str) -> None:
+    folder = _damaged(encoder_reward[1], tmp_path / "reward", edit)
+    if edit == "num_labels":
+        cfg = json.loads((folder / "config.json").read_text())
+        assert len(cfg["id2label"]) == 1
+        (folder / "config.json").write_text(json.dumps(cfg | {"num_labels": 2}))
+    if edit.startswith("temperature"):
+        meta = json.loads((folder / "rlaif_uu_reward.json").read_text())
+        (folder / "rlaif_uu_reward.json").write_text(json.dumps(meta | {"temperature": 0 if edit.endswith("0") else "hot"}))
+    with pytest.raises(UserError, match=match) as info:
+        SafetyReward(folder)
+    assert len(str(info.value).splitlines()) == 1
