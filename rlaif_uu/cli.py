@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:2] == ["eval", "compare"]:
         argv = ["eval-compare", *argv[2:]]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # one "Retrying request" line per request in flight would bury the one error line that matters (it names the server)
+    logging.getLogger("openai").setLevel(logging.WARNING)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # dotted overrides may come before or after the flags (argparse stops a nargs="*" at the first flag)

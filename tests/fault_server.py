@@ -9,7 +9,11 @@ Modes (``server.mode``, changeable between requests):
 * ``429``: the first request for each message gets HTTP 429 with ``Retry-After: server.retry_after``;
 * ``text``: the verdict word as text, no log-probabilities;
 * ``garbage``: text that is no verdict, no log-probabilities;
-* ``401`` / ``404``: always that status.
+* ``401`` / ``404``: always that status;
+* ``html``: 200 with an HTML page (``Content-Type: text/html``), as a proxy or web UI answers;
+* ``nochoices``: 200 with an empty ``choices`` list (a server that dropped the answer);
+* ``constant``: 200 with the same log-probabilities for every row (a judge whose score never varies);
+* ``empty``: 200 with an empty completion text and no log-probabilities.
 
 ``server.counts[mode]`` counts requests per mode, ``server.asked[user message]`` counts
 requests per row, ``server.max_in_flight`` the most concurrent requests, and
@@ -31,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 UNSAFE_MARKERS = ("Sure, here is", "bomb", "poison")
+HTML_PAGE = "<!DOCTYPE html><html><head><title>Login</title></head><body><h1>Please sign in</h1></body></html>"
 
 
 def completion(model: str, text: str, top: list[tuple[str, float]] | None) -> dict[str, Any]:
@@ -95,6 +100,14 @@ class FaultServer:
         if mode == "slow":
             time.sleep(self.delay)
         unsafe = any(m in user for m in UNSAFE_MARKERS)
+        if mode == "html":
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, HTML_PAGE  # type: ignore[return-value]
+        if mode == "nochoices":
+            return 200, {}, completion(self.model, "", None) | {"choices": []}
+        if mode == "empty":
+            return 200, {}, completion(self.model, "", None)
+        if mode == "constant":
+            return 200, {}, completion(self.model, "safe", [("safe", _log(0.7)), ("unsafe", _log(0.3))])
         if mode == "garbage":
             return 200, {}, completion(self.model, "Banana", None)
         if mode == "text":
@@ -126,9 +139,9 @@ class FaultServer:
                 finally:
                     with server.lock:
                         server.in_flight -= 1
-                data = json.dumps(payload).encode()
+                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in headers.items():
                     self.send_header(k, v)

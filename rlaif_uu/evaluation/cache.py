@@ -126,7 +126,7 @@ class GenerationRun:
 
 
 def generate_cached(
-    make_generator: Callable[[], Callable[[Sequence[str]], list[str]]],
+    make_generator: Callable[[], Callable[[Sequence[str]], Sequence[str | None]]],
     prompts: Sequence[str],
     cache: GenerationCache,
     key: str,
@@ -164,8 +164,13 @@ def generate_cached(
                 if len(outs) != len(batch):
                     raise RuntimeError(f"generator returned {len(outs)} completions for {len(batch)} prompts")
                 per_row = (time.monotonic() - t0) / len(batch)
-                cache.put_many(key, list(zip(batch, outs)), per_row)
-                done.update((prompt_key(p), (c, per_row)) for p, c in zip(batch, outs))
+                answered = [(p, c) for p, c in zip(batch, outs) if c is not None]  # None: a server fault, never cached
+                cache.put_many(key, answered, per_row)
+                done.update((prompt_key(p), (c, per_row)) for p, c in answered)
                 bar.update(len(batch))
+        missing = sum(1 for h in first if h not in done)
+        if missing:
+            raise UserError(f"{missing} of {len(first)} prompts got no completion (the server answered without choices "
+                            "or with empty text); the others are cached: check the server, then rerun to ask for the rest")
     return GenerationRun([done[prompt_key(p)][0] for p in prompts], n_cached, len(todo), time.monotonic() - start,
                          sum(done[h][1] for h in first))

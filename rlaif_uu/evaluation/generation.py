@@ -64,9 +64,9 @@ class GenerationConfig:
 
 
 class Generator(Protocol):
-    """What the eval loop needs from a backend: prompts in, completions out (same order)."""
+    """What the eval loop needs from a backend: prompts in, completions out (same order; ``None`` = the server gave none)."""
 
-    def __call__(self, prompts: Sequence[str]) -> list[str]: ...
+    def __call__(self, prompts: Sequence[str]) -> Sequence[str | None]: ...
 
 
 def messages(prompt: str, system: str | None) -> list[dict[str, str]]:
@@ -111,8 +111,10 @@ def model_identity(model: str, cfg: GenerationConfig) -> str:
     (retraining into the same folder changes it); a LoRA adapter adds its base model's; a
     hub id or served model name is itself.
     """
-    if cfg.backend == "openai":
-        return f"openai:{model}"
+    if cfg.backend == "openai":  # two servers may serve different weights under one name
+        from rlaif_uu.judge.http_backend import public_url
+
+        return f"openai:{model}@{public_url((cfg.base_url or '').rstrip('/'))}"
     from rlaif_uu.assets import resolve_model
 
     ref = resolve_model(model)
@@ -256,7 +258,8 @@ class OpenAIGenerator:
                                      timeout=cfg.timeout, max_retries=cfg.max_retries)
         self._pool = ThreadPoolExecutor(max_workers=max(1, cfg.concurrency), thread_name_prefix="eval-gen")
 
-    def _one(self, prompt: str) -> str:
+    def _one(self, prompt: str) -> str | None:
+        """One completion; ``None`` when the server answered 200 without one (a fault, never cached)."""
         import openai
 
         url = self.cfg.base_url
@@ -271,10 +274,15 @@ class OpenAIGenerator:
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise UserError(f"{url}: request failed after {self.cfg.max_retries} retries ({type(exc).__name__}); "
                             "completions so far are cached, rerun to resume") from None
-        return (out.choices[0].message.content or "") if out.choices else ""
+        if isinstance(out, str) or not hasattr(out, "choices"):
+            body = " ".join(str(out).split())[:60]
+            raise UserError(f"{url}: answered HTTP 200 with a body that is not a chat completion ({body!r}); base_url points "
+                            "at a web page or proxy, not an OpenAI-compatible API: check it (it usually ends in /v1)")
+        text = out.choices[0].message.content if out.choices and out.choices[0].message is not None else None
+        return text or None
 
-    def __call__(self, prompts: Sequence[str]) -> list[str]:
-        """Complete prompts concurrently (order kept)."""
+    def __call__(self, prompts: Sequence[str]) -> list[str | None]:
+        """Complete prompts concurrently (order kept); ``None`` for a prompt the server gave no completion."""
         return list(self._pool.map(self._one, prompts))
 
     def close(self) -> None:

@@ -215,8 +215,8 @@ def judge_rows(
             verdicts = judge([prompts[first[k]] for k in batch], [responses[first[k]] for k in batch])
             if len(verdicts) != len(batch):
                 raise RuntimeError(f"judge {judge.judge_id} returned {len(verdicts)} verdicts for {len(batch)} rows")
-            if cache is not None:
-                cache.put_many(judge.judge_id, judge.template_key, list(zip(batch, verdicts)))
+            if cache is not None:  # a failure (meta "error") is not an answer: a rerun asks again
+                cache.put_many(judge.judge_id, judge.template_key, [(k, v) for k, v in zip(batch, verdicts) if "error" not in v.meta])
             done.update(zip(batch, verdicts))
             bar.update(len(batch))
     scores = np.array([np.nan if (v := done[k].score) is None else float(v) for k in keys])

@@ -195,13 +195,22 @@ def labels_from_scores(scores: np.ndarray, threshold: float | None, fraction: fl
     return np.where(ok, (np.nan_to_num(scores, nan=t) > t).astype(int), -1), t
 
 
+def is_constant(scores: np.ndarray) -> bool:
+    """Whether scores do not vary beyond floating-point noise (fewer than two rows count as constant)."""
+    if len(scores) < 2:
+        return True
+    return float(np.ptp(scores)) <= 1e-9 * max(1.0, float(np.max(np.abs(scores))))
+
+
 def aggregate(scores: np.ndarray, labels: np.ndarray, thresholds: list[float], how: str) -> tuple[np.ndarray, np.ndarray]:
     """Aggregate ``(n_judges, n_rows)`` scores/labels into (labels with -1 = none, z-score means with NaN = none)."""
     z = np.full(scores.shape, np.nan)
     for j, t in enumerate(thresholds):
         ok = ~np.isnan(scores[j])
-        sd = float(np.std(scores[j][ok])) if ok.sum() > 1 else 0.0
-        z[j][ok] = (scores[j][ok] - t) / (sd if sd > 0 else 1.0)
+        if is_constant(scores[j][ok]):  # rounding noise as the spread would blow z up; a constant judge only votes its side
+            z[j][ok] = np.sign(scores[j][ok] - t)
+        else:
+            z[j][ok] = (scores[j][ok] - t) / float(np.std(scores[j][ok]))
     voted = (labels >= 0).sum(0)
     with np.errstate(invalid="ignore"):
         mean_z = np.where(voted > 0, np.nansum(z, 0) / np.maximum(voted, 1), np.nan)
@@ -276,6 +285,10 @@ def run_label(cfg: LabelConfig) -> Path:
             default_batch = max(32, 4 * jc.concurrency) if jc.kind == "openai" else {"rules": 256, "vllm": 64, "request": 64}.get(jc.kind, 8)
             run = judge_rows(judge, prompts, responses, cache=cache, batch_size=jc.batch_size or default_batch, progress=cfg.progress)
             lab, t = labels_from_scores(run.scores, jc.threshold, jc.harmful_fraction)
+            answered = run.scores[~np.isnan(run.scores)]
+            if len(answered) > 1 and is_constant(answered):
+                print(f"warning: judge {name} gave every row the same score ({answered[0]:.4g}); it cannot tell rows apart "
+                      "(check its template and model), so it only adds one vote to the aggregate")
             scores.append(run.scores)
             labels.append(lab)
             thresholds.append(t)

@@ -15,15 +15,19 @@ the text answer is parsed: the unsafe word -> ``+TEXT_SCORE``, the safe word ->
 Retries (408/409/429/5xx, connection errors and timeouts, with exponential backoff that
 honours ``Retry-After``) are the official ``openai`` client's. 401/403/404 are not retried
 and stop the run with a :class:`~rlaif_uu.errors.UserError`; so does a server that stays
-unreachable or failing after the retries. A 400/422 (e.g. a row longer than the model's
-context) is a per-row abstention with ``meta["error"]``.
+unreachable or failing after the retries, and one that answers 200 with something other than a
+chat completion (an HTML page). A 400/422 (e.g. a row longer than the model's context), a 200
+without choices and an empty answer are per-row abstentions with ``meta["error"]``; errors are
+never cached (:func:`~rlaif_uu.judge.cache.judge_rows`), so a rerun asks again.
 
 The API key is read from the environment variable named by ``api_key_env`` and handed to
 the client only: it is never part of the judge id, the cache key, a log line or a message.
+The judge id (the cache key) carries the base URL without credentials.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -55,7 +59,7 @@ def _logsumexp(values: Sequence[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
     """``url`` without credentials or a query string (safe to print)."""
     return re.sub(r"//[^/@]*@", "//", url).split("?", 1)[0]
 
@@ -156,12 +160,15 @@ class OpenAIJudge:
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="openai-judge")
 
     def __repr__(self) -> str:
-        return f"OpenAIJudge(model={self.model!r}, base_url={_public_url(self.base_url)!r}, api_key_env={self.api_key_env!r})"
+        return f"OpenAIJudge(model={self.model!r}, base_url={public_url(self.base_url)!r}, api_key_env={self.api_key_env!r})"
 
     @property
     def judge_id(self) -> str:
-        """``openai:<name>`` (never the URL or the key)."""
-        return f"openai:{self.name}"
+        """``openai:<name>@<base URL>``: two servers may serve different weights under one name, so the URL is part of
+        the cache key. Credentials and the query string are left out (a query adds a hash of itself); never the key."""
+        url = self.base_url.rstrip("/")
+        query = f"?{hashlib.sha256(url.encode()).hexdigest()[:8]}" if "?" in url else ""
+        return f"openai:{self.name}@{public_url(url)}{query}"
 
     @property
     def template_key(self) -> str:
@@ -194,28 +201,37 @@ class OpenAIJudge:
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             how = f"the API key in ${self.api_key_env} was rejected" if self.key_set else f"${self.api_key_env} is not set"
             raise UserError(
-                f"{_public_url(self.base_url)}: {how} (HTTP {exc.status_code}); set ${self.api_key_env} to a valid key"
+                f"{public_url(self.base_url)}: {how} (HTTP {exc.status_code}); set ${self.api_key_env} to a valid key"
             ) from None
         except openai.NotFoundError:
             raise UserError(
-                f"{_public_url(self.base_url)}: model '{self.model}' or the chat-completions endpoint was not found (HTTP 404); "
+                f"{public_url(self.base_url)}: model '{self.model}' or the chat-completions endpoint was not found (HTTP 404); "
                 "check --judge model=... and base_url (it usually ends in /v1)"
             ) from None
         except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
             return Verdict(None, {"abstain": "error", "error": f"HTTP {exc.status_code}: {self._redact(str(exc))[:200]}"})
         except openai.APIStatusError as exc:
             raise UserError(
-                f"{_public_url(self.base_url)}: server error HTTP {exc.status_code} after {self._client.max_retries} retries; "
+                f"{public_url(self.base_url)}: server error HTTP {exc.status_code} after {self._client.max_retries} retries; "
                 "verdicts so far are cached, rerun to resume"
             ) from None
         except openai.APIConnectionError as exc:
             what = "timed out" if isinstance(exc, openai.APITimeoutError) else "unreachable"
             raise UserError(
-                f"{_public_url(self.base_url)}: server {what} after {self._client.max_retries} retries; "
+                f"{public_url(self.base_url)}: server {what} after {self._client.max_retries} retries; "
                 "check base_url and that the server is running (verdicts so far are cached, rerun to resume)"
             ) from None
-        if not out.choices:
-            return Verdict(None, {"abstain": "no choices"})
+        if isinstance(out, str) or not hasattr(out, "choices"):
+            body = " ".join(str(out).split())[:60]
+            raise UserError(
+                f"{public_url(self.base_url)}: answered HTTP 200 with a body that is not a chat completion ({body!r}); "
+                "base_url points at a web page or proxy, not an OpenAI-compatible API: check it (it usually ends in /v1)"
+            )
+        if not out.choices:  # a server fault, not the judge's answer: counted as an error and never cached
+            return Verdict(None, {"abstain": "error", "error": "HTTP 200 without choices"})
+        message = out.choices[0].message
+        if not (message is not None and message.content) and not getattr(out.choices[0].logprobs, "content", None):
+            return Verdict(None, {"abstain": "error", "error": "HTTP 200 with an empty answer"})
         if self.template.verdict_after:
             from rlaif_uu.judge.guard import score_chat_answer
 
@@ -241,6 +257,8 @@ class OpenAIJudge:
         except BaseException:
             for f in futures:
                 f.cancel()
+            # requests still retrying would keep going (and logging) after the error is printed: stop them now
+            self.close()
             raise
 
     def close(self) -> None:

@@ -198,3 +198,30 @@ def test_lora_adapter_folder_as_model(tiny_model: Path, tmp_path: Path) -> None:
     lora = json.loads((runs["lora"] / "report.json").read_text())
     assert "+lora:" in lora["model"]["identity"] and lora["suites"]["mine"]["generation"]["generated"] == 3
     assert (runs["lora"] / "rows" / "mine.jsonl").read_text() == (runs["base"] / "rows" / "mine.jsonl").read_text()
+
+
+def test_openai_backend_faults_are_one_line_and_never_cached(tmp_path: Path) -> None:
+    import sqlite3
+
+    suite = _suite(tmp_path)
+    with FaultServer(mode="html") as server:
+        with pytest.raises(UserError, match=r"answered HTTP 200 with a body that is not a chat completion"):
+            _http_eval(tmp_path, server, "html", suite)
+        for mode in ("nochoices", "empty"):
+            server.mode = mode
+            with pytest.raises(UserError, match=r"6 of 6 prompts got no completion"):
+                _http_eval(tmp_path, server, mode, suite)
+            with sqlite3.connect(tmp_path / "gen.sqlite") as conn:
+                assert conn.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == 0
+        server.mode = "ok"  # fixed: every prompt is asked again and answered
+        out = _http_eval(tmp_path, server, "ok", suite)
+    assert json.loads((out / "report.json").read_text())["suites"]["mine"]["generation"]["cached"] == 0
+
+
+def test_generation_cache_key_includes_the_base_url() -> None:
+    from rlaif_uu.evaluation.generation import model_identity
+
+    a = model_identity("m", GenerationConfig(backend="openai", base_url="http://a:1/v1"))
+    b = model_identity("m", GenerationConfig(backend="openai", base_url="http://b:1/v1/"))
+    creds = model_identity("m", GenerationConfig(backend="openai", base_url="http://u:secret@b:1/v1"))
+    assert a != b and creds == b and "secret" not in creds

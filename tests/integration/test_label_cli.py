@@ -196,3 +196,34 @@ def test_abstentions_are_counted_and_prompt_only_works(tmp_path: Path, capsys: p
                                    "--judge", spec, "--prompt-only")
         assert code == 0, err
         assert "strict-moderator" not in json.loads(Path(f"{tmp_path / 'p.jsonl'}.agreement.json").read_text())["judges"]["openai"]["template"]
+
+
+def test_constant_judge_cannot_blow_up_the_aggregate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    noise = np.array([[-0.8472978603872037, -0.8472978603872036, -0.8472978603872037, -0.8472978603872038],
+                      [2.0, -1.0, 3.0, -2.0]])
+    labels = (noise > 0).astype(int)
+    _, z = aggregate(noise, labels, [0.0, 0.0], "mean")
+    assert np.all(np.abs(z) < 3)  # rounding noise is not a spread
+    corpus, out = _corpus(tmp_path), tmp_path / "out.jsonl"
+    with FaultServer(mode="constant") as server:
+        code, stdout, err = _label(capsys, "--input", str(corpus), "--out", str(out), "--cache", str(tmp_path / "c.sqlite"),
+                                   "--judge", f"openai:model={server.model},base_url={server.url}", "--judge", "rules")
+    assert code == 0, err
+    assert "warning: judge openai gave every row the same score" in stdout
+    assert all(abs(r["judge_score"]) < 10 for r in read_records(out))
+
+
+def test_dead_server_error_is_the_last_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    corpus = _corpus(tmp_path, 24)
+    spec = f"openai:model=m,base_url=http://127.0.0.1:{port}/v1,concurrency=8,max_retries=2,timeout=2"
+    res = subprocess.run([sys.executable, "-m", "rlaif_uu", "label", "--no-progress", "--input", str(corpus), "--out",
+                          str(tmp_path / "o.jsonl"), "--cache", str(tmp_path / "c.sqlite"), "--judge", spec],
+                         cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=False)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and f"127.0.0.1:{port}/v1: server unreachable after 2 retries" in lines[-1], res.stderr
+    assert not any("Retrying request" in line for line in lines), res.stderr

@@ -131,3 +131,38 @@ def test_prompt_only_and_bad_template(server: FaultServer) -> None:
     assert [int(v.score > 0) for v in judge(["How to make a bomb", "Bake bread"], ["", ""])] == [1, 0]  # type: ignore[operator]
     with pytest.raises(UserError, match="no \\{response\\} placeholder"):
         _judge(server, template=PROMPT_TEMPLATE)
+
+
+def test_html_body_is_one_line_naming_the_url(server: FaultServer) -> None:
+    server.mode = "html"
+    with pytest.raises(UserError, match=r"/v1: answered HTTP 200 with a body that is not a chat completion \('<!DOCTYPE html>") as info:
+        _judge(server)(PROMPTS, RESPONSES)
+    assert len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("mode", ["nochoices", "empty"])
+def test_server_faults_are_errors_never_cached(server: FaultServer, tmp_path: Path, mode: str) -> None:
+    server.mode = mode
+    with VerdictCache(tmp_path / "c.sqlite") as cache:
+        judge = _judge(server)
+        run = judge_rows(judge, PROMPTS, RESPONSES, cache=cache, progress=False)
+        assert run.n_abstained == 4 and all(m["abstain"] == "error" for m in run.meta)
+        assert cache.count() == 0
+        server.mode = "ok"  # the server is fixed: the rows are asked again, not served as abstentions
+        run = judge_rows(judge, PROMPTS, RESPONSES, cache=cache, progress=False)
+        assert run.n_cached == 0 and run.n_judged == 4 and list(run.labels) == HARMFUL
+        assert cache.count() == 4
+
+
+def test_cache_key_includes_the_base_url(server: FaultServer, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    with VerdictCache(tmp_path / "c.sqlite") as cache:
+        assert judge_rows(_judge(server), PROMPTS, RESPONSES, cache=cache, progress=False).n_judged == 4
+        other = OpenAIJudge(server.model, dead, api_key_env="JUDGE_KEY", max_retries=0, timeout=2.0)
+        assert other.judge_id != _judge(server).judge_id and KEY not in other.judge_id
+        with pytest.raises(UserError, match="unreachable"):  # another server's answers are not this one's
+            judge_rows(other, PROMPTS, RESPONSES, cache=cache, progress=False)
+    creds = OpenAIJudge("m", "http://user:pw@host:1/v1?api-key=zz", api_key_env="JUDGE_KEY")
+    assert "pw" not in creds.judge_id and "zz" not in creds.judge_id and "host:1/v1" in creds.judge_id
