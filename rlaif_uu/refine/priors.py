@@ -161,6 +161,13 @@ def check_priors(priors: Priors, context: str) -> None:
             f"{context}: no gold row falls in the {side} set, so its harmful rate cannot be estimated; "
             f"label gold rows from both sets (rlaif-uu refine sample-gold)"
         )
+    if priors.delta <= -MIN_DELTA:
+        raise UserError(
+            f"{context}: θp − θn = {priors.delta:.3f} ({priors.describe()}): the judge is anti-correlated with the gold "
+            "labels (its 'harmful' set holds fewer harmful rows than its 'safe' set), so its polarity is probably flipped: "
+            "swapped verdict words in the template, a score where higher means safer, or gold labels written the other "
+            "way round; flip judge_label (harmful <-> safe) or fix the judge and relabel, or check the gold labels"
+        )
     if priors.delta < MIN_DELTA:
         raise UserError(
             f"{context}: θp − θn = {priors.delta:.3f} < {MIN_DELTA} ({priors.describe()}): the judge's "

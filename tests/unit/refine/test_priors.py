@@ -90,3 +90,12 @@ def test_small_delta_is_an_explained_error() -> None:
         check_priors(priors, "iteration 0")
     good = GoldSet.from_strata(np.arange(20), judge, judge).priors(judge)
     check_priors(good, "iteration 0")  # Δ = 1 passes
+
+
+def test_inverted_judge_is_called_anti_correlated() -> None:
+    judge = np.array([1] * 10 + [0] * 10)
+    priors = GoldSet.from_strata(np.arange(20), 1 - judge, judge).priors(judge)
+    assert priors.delta == pytest.approx(-1.0)
+    with pytest.raises(UserError, match=r"θp − θn = -1.000 .*anti-correlated with the gold labels.*flip judge_label") as info:
+        check_priors(priors, "iteration 0")
+    assert "almost the same share" not in str(info.value)
