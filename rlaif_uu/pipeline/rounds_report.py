@@ -68,20 +68,27 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
+def _pairwise(p: dict[str, Any] | None) -> str:
+    return "-" if not p else " / ".join(_num(p.get(k, {}).get("accuracy")) for k in ("harmful", "benign"))
+
+
 def rounds_lines(summary: list[dict[str, Any]], simulated: bool) -> list[str]:
     """The markdown section: a table per round and the plot."""
     suites = sorted({s for r in summary for s in r["safety"]})
-    head = ["round", "corpus rows (on-policy)", "gold new / total", "refine gold acc.", "train reward first -> last",
+    head = ["round", "corpus rows (on-policy)", "gold new / total", "refine gold acc.", "reward pairwise acc. (harmful / benign)",
+            "train reward first -> last",
             *(f"{s} {summary[0]['safety'].get(s, {}).get('metric', '')}" for s in suites)]
     lines = ["## Rounds", "",
-             "Round 0 is the starting policy. Safety: the refusal rules on held-out prompts, 95% CIs."
+             "Round 0 is the starting policy. Reward pairwise accuracy: how often the round's exported reward ranks a refusal "
+             "above a compliance and an opener (harmful probe prompts) and a helpful answer above a refusal (benign), on "
+             "prompts no round trains on. Safety: the refusal rules on held-out prompts, 95% CIs."
              + (" Gold labels of the rounds come from the **simulated** annotator (pipeline/gold.py), not a person."
                 if simulated else ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary:
         cells = [str(r["round"]), "-" if r["round"] == 0 else f"{r['corpus_rows']} ({r['on_policy_rows']})",
                  "-" if r["round"] == 0 else f"{r['gold_new']} / {r['gold_total'] or '-'}",
-                 _num(r.get("refine_gold_accuracy")),
+                 _num(r.get("refine_gold_accuracy")), _pairwise(r.get("reward_pairwise")),
                  "-" if r["round"] == 0 else f"{_num(r['train_reward_first'])} -> {_num(r['train_reward_last'])}"]
         for s in suites:
             e = r["safety"].get(s)
