@@ -70,13 +70,27 @@ class JudgeConfig:
     enforce_eager: bool = False  # vllm: skip torch.compile (faster start)
 
 
+def default_judges() -> list[JudgeConfig]:
+    """The judges of ``label`` without ``--judge``: the ones the documented set-up installs (rules + MiniLM embedding)."""
+    return [JudgeConfig(kind="rules"), JudgeConfig(kind="embedding")]
+
+
+def default_judges_note() -> str:
+    """What ``label`` says when it runs its default judges: which judge is better and how to get it."""
+    from rlaif_uu.assets import QWEN_JUDGE, get_asset
+
+    get = "" if get_asset(QWEN_JUDGE).locate() else f"install it with `rlaif-uu assets --install {QWEN_JUDGE}` (1.1 GB), then "
+    return (f"note: no --judge given, so judging with the rules and embedding judges (installed by the set-up); the "
+            f"{QWEN_JUDGE} LLM judge labels better: {get}pass --judge rules --judge transformers:model={QWEN_JUDGE}")
+
+
 @dataclass
 class LabelConfig:
     """``rlaif-uu label`` settings."""
 
     input: str = MISSING
     out: str = MISSING
-    judges: list[JudgeConfig] = field(default_factory=lambda: [JudgeConfig()])
+    judges: list[JudgeConfig] = field(default_factory=lambda: default_judges())
     prompt_only: bool = False  # judge prompts alone (no response)
     aggregate: str = "majority"  # majority | mean
     cache: str | None = None  # verdict cache file (default: <asset cache>/judge-cache.sqlite, as eval/judge_corpus.py)
@@ -273,6 +287,8 @@ def run_label(cfg: LabelConfig) -> Path:
             raise UserError(f"judge kind '{jc.kind}' is unknown; use one of {', '.join(KINDS)}")
     names = judge_names(cfg.judges)
     judges = [build_judge(jc, judge_responses) for jc in cfg.judges]
+    if cfg.judges == default_judges():
+        print(default_judges_note())
     prompts = [r["prompt"] for r in rows]
     responses = [r["response"] if judge_responses else "" for r in rows]
     cache = None if cfg.no_cache else VerdictCache(cfg.cache or cache_dir() / "judge-cache.sqlite")

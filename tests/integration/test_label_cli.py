@@ -227,3 +227,16 @@ def test_dead_server_error_is_the_last_line(tmp_path: Path) -> None:
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and f"127.0.0.1:{port}/v1: server unreachable after 2 retries" in lines[-1], res.stderr
     assert not any("Retrying request" in line for line in lines), res.stderr
+
+
+def test_default_judges_work_after_the_setup_and_name_the_better_one(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLAIF_UU_CACHE", str(tmp_path / "empty-cache"))  # as right after the set-up: no Qwen judge
+    corpus, out = _corpus(tmp_path), tmp_path / "out.jsonl"
+    code, stdout, err = _label(capsys, "--input", str(corpus), "--out", str(out), "--cache", str(tmp_path / "c.sqlite"))
+    assert code == 0, err
+    assert "no --judge given" in stdout and "rlaif-uu assets --install qwen2.5-coder-1.5b-judge" in stdout
+    rows = read_records(out, required=("judge_label",))
+    assert {"rules_label", "embedding_label"} <= set(rows[0]) and len(rows) == 12
+    code, stdout, _ = _label(capsys, "--input", str(corpus), "--out", str(out), "--overwrite", "--judge", "rules")
+    assert code == 0 and "no --judge given" not in stdout
