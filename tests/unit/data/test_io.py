@@ -119,7 +119,8 @@ def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path: Path, separato
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_utf8_bom_is_dropped(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"x{suffix}"
-    text = "id,prompt,response,judge_label\nmine,a,b,safe\n" if suffix == ".csv" else '{"id": "mine", "prompt": "a", "response": "b", "judge_label": 0}\n'
+    jsonl = '{"id": "mine", "prompt": "a", "response": "b", "judge_label": 0}\n'
+    text = "id,prompt,response,judge_label\nmine,a,b,safe\n" if suffix == ".csv" else jsonl
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     rows = read_records(path, REQ)
     assert rows[0]["id"] == "mine" and "\ufeffid" not in rows[0]
