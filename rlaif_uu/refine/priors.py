@@ -161,7 +161,7 @@ def check_priors(priors: Priors, context: str) -> None:
             f"{context}: no gold row falls in the {side} set, so its harmful rate cannot be estimated; "
             f"label gold rows from both sets (rlaif-uu refine sample-gold)"
         )
-    if priors.delta <= -MIN_DELTA:
+    if priors.delta <= -MIN_DELTA and priors.theta_p.high < priors.theta_n.low:  # clearly below: not noise around 0
         raise UserError(
             f"{context}: θp − θn = {priors.delta:.3f} ({priors.describe()}): the judge is anti-correlated with the gold "
             "labels (its 'harmful' set holds fewer harmful rows than its 'safe' set), so its polarity is probably flipped: "
