@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # one "Retrying request" line per request in flight would bury the one error line that matters (it names the server)
     logging.getLogger("openai").setLevel(logging.WARNING)
+    # bitsandbytes warns on import, on CPUs with AVX512-BF16, that an optional hub kernel is missing; the fallback works
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # dotted overrides may come before or after the flags (argparse stops a nargs="*" at the first flag)
