@@ -47,7 +47,7 @@ def judges() -> dict[str, Any]:
     """The judges compared (built once)."""
     return {"rules": RuleJudge(), "embedding (response)": EmbeddingJudge(), "embedding (pair)": EmbeddingJudge(text="pair"),
             "request": RequestJudge(), "request, content=rules": RequestJudge(content="rules"),
-            "request, refusal_embedding": RequestJudge(refusal_embedding=True)}
+            "request, refusal_embedding": RequestJudge(refusal="either")}
 
 
 def measure(judge: Any, prompts: list[str], responses: list[str], y: np.ndarray, groups: list[str] | None) -> dict[str, Any]:

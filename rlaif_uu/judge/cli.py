@@ -58,7 +58,7 @@ class JudgeConfig:
     max_retries: int = 3  # openai
     logprobs: bool = True  # openai: ask for log-probabilities
     text: str = "response"  # embedding: response | pair
-    refusal_embedding: bool = False  # request: also count answers close to refusal phrasings (MiniLM) as refusals
+    refusal: str = "rules"  # request: refusal detector: rules | embedding (MiniLM only, independent of the rules) | either
     content: str = "none"  # request: none | rules (a harm keyword/generalisation in a non-refusal also counts)
     max_field_tokens: int = 512  # transformers, vllm
     max_model_len: int | None = None  # vllm: context length (default: the model's)
@@ -154,7 +154,7 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Any:
     if cfg.kind == "request":
         from rlaif_uu.judge.request import RequestJudge
 
-        return RequestJudge(cfg.model or MINILM, refusal_embedding=cfg.refusal_embedding, content=cfg.content)
+        return RequestJudge(cfg.model or MINILM, refusal=cfg.refusal, content=cfg.content)
     if cfg.kind == "openai":
         from rlaif_uu.judge.http_backend import OpenAIJudge
 

@@ -68,3 +68,22 @@ def test_label_cli_builds_it() -> None:
     except UserError as exc:
         pytest.skip(str(exc))
     assert isinstance(built, RequestJudge) and built.content == "rules"
+
+
+def test_embedding_refusal_detector_never_reads_the_refusal_rules() -> None:
+    class NoRules:
+        template_key = "none"
+
+        def is_refusal(self, response: str) -> bool:
+            raise AssertionError("the refusal rules were consulted")
+
+    try:
+        judge = RequestJudge(refusal="embedding", rules=NoRules())  # type: ignore[arg-type]
+    except UserError as exc:
+        pytest.skip(str(exc))
+    plain = "As an AI, I cannot assist with anything illegal or dangerous, so I must decline."
+    refusal, steps = judge([HARMFUL, HARMFUL], [plain, STEPS])
+    assert steps.score > 0 > refusal.score and refusal.meta["refusal"] and not steps.meta["refusal"]
+    assert judge.judge_id.endswith(":refusal-embedding-only")
+    with pytest.raises(UserError, match="refusal 'maybe' is unknown"):
+        RequestJudge(refusal="maybe")
