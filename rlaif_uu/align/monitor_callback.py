@@ -45,6 +45,7 @@ class MonitorCallback(TrainerCallback):
         self.main = int(os.environ.get("RANK", "0")) == 0
         self.n = {k: sum(p["kind"] == k for p in prompts) for k in ("harmful", "benign")}
         self._answers: list[dict[str, Any]] = []
+        self.message: str | None = None
 
     # --- one check -------------------------------------------------------------------------------------------------
     def _measure(self, step: int, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,9 +100,9 @@ class MonitorCallback(TrainerCallback):
               f"({self.m.scorer}, {self.n['harmful']} prompts) | benign refusal {fmt['benign_refusal']} ({self.n['benign']}) "
               f"| {check['seconds']} s" + (" | TRIPPED" if check["tripped"] else ""), flush=True)
         if self.verdict.fired and not before:
-            block = warning_block(self.verdict, self.m.scorer, self.n["harmful"], self.n["benign"], self.m.stop)
-            print(block, flush=True)
-            log.warning("\n%s", block)
+            # one block through logging: the CLI shows it on stderr, an application's log file keeps it
+            self.message = warning_block(self.verdict, self.m.scorer, self.n["harmful"], self.n["benign"], self.m.stop)
+            log.warning("\n%s", self.message)
             if self.m.stop and control is not None:
                 control.should_training_stop = True
                 self.stopped = {"step": step, "reason": "; ".join(self.verdict.reasons)}
@@ -124,7 +125,7 @@ class MonitorCallback(TrainerCallback):
             "prompts": {"harmful": self.n["harmful"], "benign": self.n["benign"], "ids": [p["id"] for p in self.prompts]},
             "checks": self.checks,
             "alarm": {"fired": self.verdict.fired, "step": self.verdict.fired_at, "reasons": self.verdict.reasons,
-                      "changes_vs_first_check": self.verdict.changes},
+                      "changes_vs_first_check": self.verdict.changes, "message": self.message},
             "stopped": self.stopped,
         }
 
@@ -135,6 +136,7 @@ class MonitorCallback(TrainerCallback):
             old = json.loads((self.out / "monitor.json").read_text())
             self.checks = [c for c in old.get("checks", []) if c["step"] <= state.global_step]
             self.verdict = evaluate_alarm(self.checks, self.rule)
+            self.message = old.get("alarm", {}).get("message")
             return control
         if self.main and (self.out / "monitor_answers.jsonl").exists():
             (self.out / "monitor_answers.jsonl").unlink()

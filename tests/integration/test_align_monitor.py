@@ -72,7 +72,7 @@ def test_monitor_logs_every_step_beside_the_reward(setup: dict[str, Path], tmp_p
 
 
 def test_alarm_stops_training_and_saves_the_policy(setup: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+                                                   capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     from rlaif_uu.align import monitor_callback
     from rlaif_uu.align.run import run_align
 
@@ -86,12 +86,12 @@ def test_alarm_stops_training_and_saves_the_policy(setup: dict[str, Path], tmp_p
     cfg = load_config(AlignConfig, None, {"policy": str(setup["policy"]), "reward": str(setup["reward"]), "out": str(out),
                                           "steps": 4}, _overrides(setup, "monitor.stop=true"))
     run_align(cfg)
-    printed = capsys.readouterr().out
-    assert "WARNING: possible REWARD HACKING at step 1" in printed and "Training stops now" in printed
-    assert "stopped early by the reward-hacking alarm at step 1" in printed
+    assert caplog.text.count("WARNING: possible REWARD HACKING at step 1") == 1 and "Training stops now" in caplog.text
+    assert "stopped early by the reward-hacking alarm at step 1" in capsys.readouterr().out
     log = json.loads((out / "train_log.json").read_text())
     assert log["steps"] == 1 and log["monitor"]["stopped"]["step"] == 1
-    assert json.loads((out / "monitor.json").read_text())["stopped"] == {"step": 1, "reason": "training reward rose (stub)"}
+    mon = json.loads((out / "monitor.json").read_text())
+    assert mon["stopped"] == {"step": 1, "reason": "training reward rose (stub)"} and "REWARD HACKING" in mon["alarm"]["message"]
     assert (out / "policy" / "config.json").is_file()
 
 
