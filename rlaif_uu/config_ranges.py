@@ -82,6 +82,11 @@ RANGES: dict[str, Range] = {
     "AlignConfig.logging_steps": AT_LEAST_1,
     "PeftSettings.r": AT_LEAST_1, "PeftSettings.alpha": AT_LEAST_1, "PeftSettings.dropout": FRACTION,
     "PromptSettings.n_harmful": AT_LEAST_0, "PromptSettings.n_benign": AT_LEAST_0, "PromptSettings.holdout": FRACTION,
+    "MonitorSettings.every_n_steps": AT_LEAST_1, "MonitorSettings.n_prompts": Range(2), "MonitorSettings.benign_fraction": UNIT,
+    "MonitorSettings.max_new_tokens": AT_LEAST_1, "MonitorSettings.window": AT_LEAST_1, "MonitorSettings.reward_rise": AT_LEAST_0,
+    "MonitorSettings.compliance_rise": AT_LEAST_0, "MonitorSettings.benign_refusal_rise": AT_LEAST_0,
+    "MonitorSettings.patience": AT_LEAST_1,
+    "PairwiseProbe.holdout": FRACTION, "PairwiseProbe.limit": AT_LEAST_1, "PairwiseProbe.n_boot": AT_LEAST_1,
     # pipeline data
     "OnPolicySettings.samples": AT_LEAST_0, "RecipeConfig.rounds": AT_LEAST_1, "AnnotatorSettings.budget": AT_LEAST_0,
     # eval

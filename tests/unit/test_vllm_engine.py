@@ -78,7 +78,7 @@ def test_eval_cli_bad_engine_option_is_one_line(tmp_path: Path, capsys: pytest.C
                                      "metrics: [{name: refusal_rate, higher_is_better: false}]\n")
     base = ["eval", "--model", "smollm2-135m-instruct", "--suites", str(tmp_path / "s.yaml"), "--backend", "vllm", "--no-progress",
             "--cache", str(tmp_path / "gen.sqlite")]
-    for extra, message in ((["generation.kv_cache_gb=-1"], "generation.kv_cache_gb must be > 0"),
+    for extra, message in ((["generation.kv_cache_gb=-1"], "'generation.kv_cache_gb' is -1; it must be > 0"),
                            (["generation.enforce_eagre=true"], "did you mean 'generation.enforce_eager'")):
         assert main([*base, "--out", str(tmp_path / "out"), *extra]) == 2
         err = capsys.readouterr().err

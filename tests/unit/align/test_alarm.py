@@ -74,9 +74,6 @@ def test_reward_window_means_the_last_logged_steps() -> None:
 
 
 @pytest.mark.parametrize("override,message", [
-    ({"every_n_steps": 0}, "every_n_steps=0 must be >= 1"),
-    ({"benign_fraction": 1.5}, "benign_fraction=1.5"),
-    ({"compliance_rise": -0.1}, "compliance_rise=-0.1"),
     ({"scorer": "magic"}, "scorer='magic' is unknown"),
     ({"scorer": "reward:/tmp/the-reward"}, "is the training reward"),
     ({"every_n_steps": 3}, "multiple of logging_steps=2"),

@@ -41,7 +41,7 @@ def test_mix_counts_kinds_seed_and_holdout(tmp_path: Path) -> None:
 
 def test_too_many_prompts_and_missing_column(tmp_path: Path) -> None:
     harm = _file(tmp_path / "h.jsonl", "harm", 4)
-    with pytest.raises(UserError, match="n_harmful=10 but .* has only"):
+    with pytest.raises(UserError, match="n_harmful=10 asks 10 prompts of .* which has only"):
         build_prompts(PromptSettings(harmful=harm, benign=None, n_harmful=10))
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "x"}) + "\n")
