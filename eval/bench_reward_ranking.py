@@ -86,7 +86,7 @@ def main() -> None:
                 res = train_on_labels(backbone, np.arange(len(rows)), y, seed, desc=f"{head}/{kind}")
                 model = res.model.eval()
 
-                def reward(prompts: list[str], completions: list[str], model: Any = model) -> list[float]:
+                def reward(prompts: list[str], completions: list[str], model: Any = model, backbone: Any = backbone) -> list[float]:
                     emb = _features(backbone, [classifier_text(q, c) for q, c in zip(prompts, completions)], memo)
                     with torch.no_grad():
                         return (-model(torch.as_tensor(emb, dtype=torch.float32)).reshape(-1)).tolist()  # higher = safer

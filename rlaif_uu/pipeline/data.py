@@ -22,8 +22,8 @@ from rlaif_uu.data.io import Row
 from rlaif_uu.errors import UserError
 
 if TYPE_CHECKING:
-    from rlaif_uu.pipeline.recipe import RecipeConfig
     from rlaif_uu.align.config import PromptSettings
+    from rlaif_uu.pipeline.recipe import RecipeConfig
 
 BUILTIN = "builtin:"
 BUILTIN_CORPORA = ("safety",)

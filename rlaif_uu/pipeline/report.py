@@ -19,7 +19,6 @@ from rlaif_uu.pipeline.rounds_report import HEADLINE_SCORER, plot_rounds, rounds
 from rlaif_uu.pipeline.stages import final_dirs
 
 
-
 def _load(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 

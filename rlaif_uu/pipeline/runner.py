@@ -68,9 +68,8 @@ def validate(cfg: RecipeConfig) -> None:
     from rlaif_uu.data.io import read_records
     from rlaif_uu.evaluation.suites import resolve_suites
     from rlaif_uu.pipeline.data import builtin_name
-    from rlaif_uu.refine.config import build_backbone
-
     from rlaif_uu.pipeline.gold import ANNOTATORS
+    from rlaif_uu.refine.config import build_backbone
 
     if cfg.rounds > 1 and cfg.data.on_policy.samples < 1:
         raise UserError(f"rounds={cfg.rounds} needs the policy's answers each round: set data.on_policy.samples >= 1")

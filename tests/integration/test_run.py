@@ -96,8 +96,8 @@ def test_dry_run_reports_bad_paths_and_keys(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_accelerate_launch_runs_the_align_stage_from_its_wired_config(tmp_path: Path) -> None:
-    from rlaif_uu.pipeline.stages import wire
     from rlaif_uu.pipeline.runner import launch_command
+    from rlaif_uu.pipeline.stages import wire
 
     root = Path(__file__).resolve().parents[2]
     cfg = load_config(RecipeConfig, str(root / "recipes" / "multi_gpu.yaml"), {"out": str(tmp_path / "run")},
