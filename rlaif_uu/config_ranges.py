@@ -72,7 +72,7 @@ RANGES: dict[str, Range] = {
     "ActiveConfig.budget": AT_LEAST_1, "ActiveConfig.batch": AT_LEAST_1, "ActiveConfig.w_uncertainty": AT_LEAST_0,
     "ActiveConfig.w_model_judge": AT_LEAST_0, "ActiveConfig.w_judges": AT_LEAST_0, "ActiveConfig.human_weight": AT_LEAST_1,
     # reward export
-    "ExportConfig.distill_epochs": AT_LEAST_1, "ExportConfig.distill_lr": POSITIVE,
+    "ExportConfig.distill_epochs": AT_LEAST_1, "ExportConfig.distill_lr": POSITIVE, "ExportConfig.distill_swaps": AT_LEAST_0,
     # align
     "AlignConfig.reward_weight": ANY, "AlignConfig.benign_refusal_penalty": AT_LEAST_0, "AlignConfig.length_penalty": AT_LEAST_0,
     "AlignConfig.length_free_words": AT_LEAST_0, "AlignConfig.extra_rewards": ANY, "AlignConfig.steps": AT_LEAST_1,

@@ -22,6 +22,7 @@ class ExportConfig:
     texts: str | None = None  # corpus to distil a frozen-encoder head on (default: SOURCE/refined.jsonl)
     distill_epochs: int = 3
     distill_lr: float = 1e-4
+    distill_swaps: int = 2  # distillation texts per row pairing its prompt with other rows' answers (within-prompt order)
     seed: int = 0
     overwrite: bool = False
     pairwise: PairwiseProbe = field(default_factory=PairwiseProbe)  # within-prompt pairwise accuracy on held-out probes
@@ -33,7 +34,7 @@ def run_export(cfg: ExportConfig) -> int:
     from rlaif_uu.reward.metadata import load_reward_metadata
 
     out = export_reward(cfg.source, cfg.out, gold=cfg.gold, texts=cfg.texts, distill_epochs=cfg.distill_epochs,
-                        distill_lr=cfg.distill_lr, seed=cfg.seed, overwrite=cfg.overwrite,
+                        distill_lr=cfg.distill_lr, distill_swaps=cfg.distill_swaps, seed=cfg.seed, overwrite=cfg.overwrite,
                         pairwise=cfg.pairwise)
     meta = load_reward_metadata(out)
     src = meta["source"]

@@ -104,7 +104,8 @@ def test_frozen_head_is_distilled_with_fidelity(bert: Path, tmp_path: Path) -> N
     write_jsonl(run / "refined.jsonl", rows)
     out = export_reward(run, tmp_path / "reward", distill_epochs=8, distill_lr=2e-3)
     meta = load_reward_metadata(out)
-    assert meta["source"]["distilled"] and meta["source"]["fidelity"]["held_out_rows"] == 6
+    fidelity = meta["source"]["fidelity"]
+    assert meta["source"]["distilled"] and fidelity["held_out_rows"] == 18 and fidelity["swapped_answers_per_row"] == 2  # 60 rows + 2 swaps each
     safety = SafetyReward(out).logits([r["prompt"] for r in rows], [r["response"] for r in rows])
     teacher = -load_harm_scorer(run)(texts)
     assert np.corrcoef(safety, teacher)[0, 1] > 0.9
