@@ -44,8 +44,9 @@ def test_label_against_the_real_server_then_a_fully_cached_rerun(vllm_server: VL
     scores = [r["openai_score"] for r in labelled]
     assert all(s is not None and math.isfinite(s) and abs(s) != TEXT_SCORE for s in scores), scores
     assert len({round(s, 4) for s in scores}) > 1
+    judge_id = f"openai:{vllm_server.model}@{vllm_server.url.rstrip('/')}"  # the server's URL is part of the cache key
     with sqlite3.connect(cache) as conn:
-        metas = [json.loads(m) for (m,) in conn.execute("SELECT meta FROM verdicts WHERE judge = ?", (f"openai:{vllm_server.model}",))]
+        metas = [json.loads(m) for (m,) in conn.execute("SELECT meta FROM verdicts WHERE judge = ?", (judge_id,))]
     assert len(metas) == 10 and all(0 < m["verdict_mass"] < 1 and "parsed" not in m for m in metas)  # from logprobs
     code, stdout, err = _label(capsys, *argv, "--overwrite")
     assert code == 0, err
