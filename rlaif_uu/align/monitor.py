@@ -27,7 +27,7 @@ import numpy as np
 
 from rlaif_uu.align.alarm import AlarmRule
 from rlaif_uu.align.config import AlignConfig, MonitorSettings
-from rlaif_uu.align.prompts import in_holdout, source_prompts
+from rlaif_uu.align.prompts import sources, training_candidates
 from rlaif_uu.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,6 @@ def build_scorer(spec: str) -> Any:
     raise UserError(f"align.monitor.scorer={spec!r} is unknown; use refusal, judge:KIND[:key=value,...] or reward:FOLDER")
 
 
-def _sources(spec: str | None) -> list[str]:
-    # A comma-separated setting names several sources; a single name is one source.
-    return [s.strip() for s in (spec or "").split(",") if s.strip()]
-
-
 def monitor_prompts(cfg: AlignConfig, training: Any) -> list[dict[str, Any]]:
     """The fixed monitor sample: rows (``id``, ``kind``, ``prompt`` chat messages) of the training sources
     that are neither in the training mix ``training`` nor in the eval hold-out.
@@ -108,8 +103,8 @@ def monitor_prompts(cfg: AlignConfig, training: Any) -> list[dict[str, Any]]:
     used_texts = {row["prompt"][-1]["content"] for row in training}
     pools: dict[str, list[dict[str, Any]]] = {}
     for kind, spec in (("harmful", ps.harmful), ("benign", ps.benign if ps.n_benign else None)):
-        rows = [r for s in _sources(spec) for r in source_prompts(s)]
-        rows = [r for r in rows if r["id"] not in used_ids and r["prompt"] not in used_texts and not in_holdout(r["id"], ps.holdout)]
+        candidates = [r for s in (sources(spec) if spec else []) for r in training_candidates(s, ps.holdout)]
+        rows = [r for r in candidates if r["id"] not in used_ids and r["prompt"] not in used_texts]
         order = np.random.default_rng(m.seed).permutation(len(rows))
         pools[kind] = [rows[i] | {"kind": kind} for i in order]
     want_benign = min(round(m.n_prompts * m.benign_fraction), len(pools["benign"]))

@@ -38,6 +38,11 @@ def sources(spec: str) -> list[str]:
     return [s.strip() for s in spec.split(",") if s.strip()]
 
 
+def mix_sources(cfg: PromptSettings) -> list[str]:
+    """Every source name of the mix, harmful then benign (the sources whose hold-out the eval takes)."""
+    return [s for spec in (cfg.harmful, cfg.benign) if spec for s in sources(spec)]
+
+
 def training_candidates(source: str, holdout: float) -> list[dict[str, Any]]:
     """The prompts of one source outside the eval hold-out (what a training mix may draw from)."""
     return [r for r in source_prompts(source) if not in_holdout(r["id"], holdout)]

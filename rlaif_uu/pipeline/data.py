@@ -54,13 +54,12 @@ def corpus_digest(corpus: str) -> str:
 
 def heldout_prompts(cfg: RecipeConfig) -> set[str]:
     """The prompt texts of the training mix's sources that ``align.prompts.holdout`` keeps out."""
-    from rlaif_uu.align.prompts import in_holdout, source_prompts, sources
+    from rlaif_uu.align.prompts import in_holdout, mix_sources, source_prompts
 
     ps = cfg.align.prompts
     if ps.holdout <= 0:
         return set()
-    names = [s for spec in (ps.harmful, ps.benign) if spec for s in sources(spec)]
-    return {r["prompt"].strip() for s in names for r in source_prompts(s) if in_holdout(r["id"], ps.holdout)}
+    return {r["prompt"].strip() for s in mix_sources(ps) for r in source_prompts(s) if in_holdout(r["id"], ps.holdout)}
 
 
 def load_corpus(cfg: RecipeConfig) -> tuple[list[Row], int]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlaif_uu.align.prompts import sources
+from rlaif_uu.align.prompts import mix_sources
 from rlaif_uu.config import to_yaml
 from rlaif_uu.pipeline.gold import round_budgets
 from rlaif_uu.pipeline.on_policy import generation_config
@@ -70,8 +70,7 @@ def build_stages(cfg: RecipeConfig) -> list[Stage]:
     ann = cfg.annotator
     budgets = round_budgets(ann.budget, _gold_already(cfg), cfg.rounds) if ann.kind != "none" else [0] * cfg.rounds
     ps = cfg.align.prompts
-    names = [s for spec in (ps.harmful, ps.benign) if spec for s in sources(spec)]
-    holdout = {s: ps.holdout for s in names if ps.holdout > 0} | dict(cfg.eval.holdout)
+    holdout = {s: ps.holdout for s in mix_sources(ps) if ps.holdout > 0} | dict(cfg.eval.holdout)
     stages: list[Stage] = []
     policy, corpus_prev, gold, prev = cfg.align.policy, None, gold_path(cfg), {"align": (), "gold": ()}
     for r in range(1, cfg.rounds + 1):
