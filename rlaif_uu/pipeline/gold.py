@@ -24,6 +24,12 @@ Who answers (``annotator.kind``):
 
 Every gold row written carries its provenance: ``gold_source`` (data, person, file, simulated)
 and ``gold_round`` (0 for ``data.gold``).
+
+``annotator.label_all`` is the all-gold ceiling of a benchmark ladder, not a budget: the
+annotator answers for *every* row of every round (:func:`label_every_row`) and refinement
+trains on those answers in place of the judges' (recipe ``recipes/ladder/all_gold.yaml``).
+Corpus rows get their own ``gold_label`` (a ``data.corpus`` file must carry one; the built-in
+corpus's dataset labels are restored by id), on-policy rows the annotator's answer.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class AnnotatorSettings:
     file: str | None = None  # kind=file: id + gold_label for every row a round may pick
     strategy: str = "mixed"  # active-learning query: mixed (LAUD's score) | uncertainty | random
     seed: int = 0
+    label_all: bool = False  # the all-gold ceiling: every row labelled by the annotator, budget ignored
 
 
 def round_budgets(budget: int, already: int, rounds: int) -> list[int]:
@@ -166,4 +173,43 @@ def label_round(cfg: Any, round_no: int, n: int, labelled_file: Path, previous_g
     write_records(out, rows)
     flips = sum(labels[r["id"]] != _label(r["judge_label"], "judge_label") for r in picked)
     print(f"round {round_no}: {n} gold rows ({source}; {flips} disagree with the judges), {len(rows)} in all -> {out}")
+    return out
+
+
+def _corpus_gold(cfg: Any) -> dict[str, int]:
+    """id -> the corpus rows' own labels (1 = harmful): the built-in corpus's dataset labels, or the file's column."""
+    from rlaif_uu.pipeline.data import builtin_name
+
+    if builtin_name(cfg.data.corpus) is not None:
+        from rlaif_uu.data.corpus import build_safety_corpus
+
+        return {str(r["id"]): _label(r["gold_label"], "builtin corpus") for r in build_safety_corpus(seed=0)}
+    rows = read_records(cfg.data.corpus, required=("id", "gold_label"))
+    return {str(r["id"]): _label(r["gold_label"], f"{cfg.data.corpus}: id {r['id']}") for r in rows}
+
+
+def label_every_row(cfg: Any, round_no: int, labelled_file: Path, out: Path, queue: Path) -> Path:
+    """The all-gold ceiling (``annotator.label_all``): every row of ``labelled_file`` with the annotator's label.
+
+    Writes the rows to ``out`` with ``judge_label`` (what refinement trains on) and ``gold_label``
+    set to the annotator's answer; the judges' own columns stay for comparison.
+    """
+    labelled = read_records(labelled_file, required=("prompt", "judge_label"))
+    on_policy = [r for r in labelled if str(r.get("id", "")).startswith("onpolicy-")]
+    labels = _answers(cfg, on_policy, queue) if on_policy else {}
+    corpus = _corpus_gold(cfg) if len(on_policy) < len(labelled) else {}
+    rows = []
+    for r in labelled:
+        key = str(r.get("id", ""))
+        if key not in labels and key not in corpus:
+            raise UserError(f"annotator.label_all: corpus row id {key!r} has no gold_label in {cfg.data.corpus}; "
+                            "give every corpus row one or turn label_all off")
+        label = "harmful" if labels.get(key, corpus.get(key)) else "safe"
+        rows.append(r | {"judge_label": label, "gold_label": label})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_records(out, rows)
+    flips = sum(_label(a["judge_label"], "judge_label") != _label(b["judge_label"], "judge_label")
+                for a, b in zip(labelled, rows, strict=True))
+    print(f"round {round_no}: all {len(rows)} rows labelled by the annotator ({cfg.annotator.kind}; "
+          f"{flips} disagree with the judges) -> {out}")
     return out

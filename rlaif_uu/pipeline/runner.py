@@ -77,6 +77,8 @@ def validate(cfg: RecipeConfig) -> None:
         raise UserError(f"annotator.kind '{cfg.annotator.kind}' is unknown; use one of {', '.join(ANNOTATORS)}")
     if cfg.annotator.kind != "none" and cfg.data.on_policy.samples < 1:
         raise UserError(f"annotator.kind={cfg.annotator.kind} labels the policy's answers: set data.on_policy.samples >= 1")
+    if cfg.annotator.label_all and cfg.annotator.kind == "none":
+        raise UserError("annotator.label_all needs an annotator: set annotator.kind to simulated, file or queue")
     if cfg.annotator.kind == "file" and not cfg.annotator.file:
         raise UserError("annotator.kind=file needs annotator.file (id + gold_label)")
     if cfg.refine.method == "active":
@@ -128,9 +130,12 @@ def _label(stage: Stage, cfg: RecipeConfig) -> None:
 
 
 def _gold(stage: Stage, cfg: RecipeConfig) -> None:
-    from rlaif_uu.pipeline.gold import label_round
+    from rlaif_uu.pipeline.gold import label_every_row, label_round
 
     c = stage.config
+    if c.get("all"):
+        label_every_row(cfg, c["round"], Path(c["labelled"]), Path(c["out"]), Path(c["queue"]))
+        return
     label_round(cfg, c["round"], c["n"], Path(c["labelled"]), c["previous_gold"], Path(c["out"]), Path(c["queue"]))
 
 

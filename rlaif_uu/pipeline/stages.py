@@ -81,13 +81,20 @@ def build_stages(cfg: RecipeConfig) -> list[Stage]:
         stages.append(Stage(_key(cfg, r, "label"), "label", r, d / "label", label, prev["align"],
                             {"policy": policy, "prompts": mix, "previous_corpus": corpus_prev}))
         label_key = stages[-1].key
-        if budgets[r - 1] > 0:
+        train_on = labelled
+        if ann.label_all:  # the all-gold ceiling: refinement trains on the annotator's label of every row
+            train_on = d / "gold" / "labelled.jsonl"
+            spec = {"round": r, "all": True, "labelled": str(labelled), "out": str(train_on),
+                    "queue": str(out / "gold_queue" / f"round-{r}.csv"), "annotator": to_yaml(ann)}
+            stages.append(Stage(_key(cfg, r, "gold"), "gold", r, d / "gold", spec, (label_key,)))
+            label_key = stages[-1].key
+        elif budgets[r - 1] > 0:
             new_gold = d / "gold" / "gold.jsonl"
             spec = {"round": r, "n": budgets[r - 1], "labelled": str(labelled), "previous_gold": gold, "out": str(new_gold),
                     "queue": str(out / "gold_queue" / f"round-{r}.csv"), "annotator": to_yaml(ann)}
             stages.append(Stage(_key(cfg, r, "gold"), "gold", r, d / "gold", spec, (label_key, *prev["gold"])))
             gold, prev["gold"] = str(new_gold), (stages[-1].key,)
-        refine = dataclasses.replace(cfg.refine, input=str(labelled), gold=gold, out=str(d / "refine"), overwrite=True)
+        refine = dataclasses.replace(cfg.refine, input=str(train_on), gold=gold, out=str(d / "refine"), overwrite=True)
         stages.append(Stage(_key(cfg, r, "refine"), "refine", r, d / "refine", refine, (label_key, *prev["gold"])))
         reward = dataclasses.replace(cfg.reward, source=str(d / "refine"), out=str(d / "reward"), overwrite=True)
         stages.append(Stage(_key(cfg, r, "reward"), "reward", r, d / "reward", reward, (stages[-1].key,)))
@@ -96,8 +103,9 @@ def build_stages(cfg: RecipeConfig) -> list[Stage]:
             before = dataclasses.replace(cfg.eval, model=cfg.align.policy, reward=str(d / "reward"),
                                          out=str(out / "eval_before"), holdout=holdout, overwrite=True)
             stages.append(Stage("eval_before", "eval", 0, out / "eval_before", before, (reward_key,)))
-        align = dataclasses.replace(cfg.align, policy=policy, reward=str(d / "reward"), out=str(d / "align"), prompts=mix,
-                                    overwrite=True)
+        rules = cfg.align.reward == "rules"  # the refusal rules as the reward (a benchmark's RL ceiling)
+        align = dataclasses.replace(cfg.align, policy=policy, reward="rules" if rules else str(d / "reward"),
+                                    out=str(d / "align"), prompts=mix, overwrite=True)
         stages.append(Stage(_key(cfg, r, "align"), "align", r, d / "align", align, (reward_key, *prev["align"])))
         prev["align"] = (stages[-1].key,)
         eval_dir = out / "eval_after" if cfg.rounds == 1 else d / "eval"

@@ -3,7 +3,8 @@
 The folder has the robust-UU layout (``refined.jsonl``, ``history.json``, ``config.yaml`` and
 ``classifier/``), so ``rlaif-uu reward export`` and the pipeline read any method's output.
 Gold rows are optional here (required only where a method needs them); when given they never
-train and measure the result out of sample.
+train, measure the result out of sample and guard it: a neighbourhood or confident-learning
+result that does not beat the judge on them is replaced by the judge's labels (:func:`gold_guard`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rlaif_uu.data.schema import classifier_text, parse_label
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.classify import RefinerOutput
 from rlaif_uu.refine.config import RefineConfig, loop_settings
+from rlaif_uu.refine.loop import MIN_TRAIN_ROWS
 from rlaif_uu.refine.priors import GoldSet
 
 NOT_JUDGES = ("judge", "gold", "refined", "human")
@@ -52,6 +54,29 @@ def gold_summary(gold: GoldSet | None, labels: np.ndarray, judge: np.ndarray) ->
     gain, se = gold.gain(labels, judge)
     return {"n_gold": len(gold), "gold_accuracy": asdict(gold.accuracy(labels)),
             "judge_gold_accuracy": asdict(gold.accuracy(judge)), "gain_vs_judge": {"value": gain, "se": se}}
+
+
+def gold_guard(cfg: RefineConfig, gold: GoldSet, result: RefinerOutput, judge: np.ndarray, backbone: Any,
+               pool: np.ndarray) -> tuple[RefinerOutput, dict[str, Any]]:
+    """Keep a refiner's labels only when they beat the judge's on the gold rows, else fall back to the judge.
+
+    The gold rows are outside the training pool, so the refiner's labels there are out-of-sample
+    predictions of its final classifier. The rule is robust UU's selection rule (:mod:`.loop`):
+    keep when the paired weighted gain D over the judge exceeds ``margin_se`` x SE (see
+    :meth:`GoldSet.gain`). On a fall-back the labels are the judge's and the classifier is
+    retrained on them, so the reward learns what the judge says, not what the refiner got wrong.
+    """
+    from rlaif_uu.refine.classify import logits_for, train_on_labels
+
+    gain, se = gold.gain(result.labels, judge)
+    info = {"gain_vs_judge": gain, "se": se, "margin_se": cfg.margin_se, "fell_back": gain <= cfg.margin_se * se}
+    if not info["fell_back"]:
+        return result, info
+    acc, judge_acc = gold.accuracy(result.labels).value, gold.accuracy(judge).value
+    print(f"guard: the {cfg.method} labels score {acc:.3f} on the {len(gold)} gold rows vs the judge's {judge_acc:.3f} "
+          f"(gain {gain:+.3f}, SE {se:.3f}, needs > {cfg.margin_se:g} SE): using the judge's labels instead")
+    fit = train_on_labels(backbone, pool, judge, cfg.seed + 999, desc="judge labels")
+    return RefinerOutput(judge.copy(), logits_for(backbone, fit, len(judge)), fit.model, result.diagnostics), info
 
 
 def write_output(cfg: RefineConfig, rows: list[Row], result: RefinerOutput, backbone: Any, history: dict[str, Any]) -> Path:
@@ -141,6 +166,10 @@ def _ensemble(cfg: RefineConfig, rows: list[Row], texts: list[str], backbone: An
         from rlaif_uu.refine.classify import logits_for, train_on_labels
 
         pool = np.setdiff1d(np.arange(len(rows)), gold.index if gold else [])
+        if len(pool) < MIN_TRAIN_ROWS:
+            raise UserError(f"{cfg.input}: only {len(pool)} rows are left to train on once the {len(rows) - len(pool)} "
+                            f"gold rows are set aside (gold rows never train); {cfg.method} needs at least "
+                            f"{MIN_TRAIN_ROWS}: judge more rows, or label a smaller gold sample")
         backbone.prepare(texts)
         res = train_on_labels(backbone, pool, agg, cfg.seed)
         g = logits_for(backbone, res, len(rows))
@@ -176,6 +205,10 @@ def run_method(cfg: RefineConfig) -> Path:
         judge = np.array([r["judge_label"] for r in rows])
         gold = optional_gold(rows, cfg, judge)
         pool = np.setdiff1d(np.arange(len(rows)), gold.index if gold else [])
+        if len(pool) < MIN_TRAIN_ROWS:
+            raise UserError(f"{cfg.input}: only {len(pool)} rows are left to train on once the {len(rows) - len(pool)} "
+                            f"gold rows are set aside (gold rows never train); {cfg.method} needs at least "
+                            f"{MIN_TRAIN_ROWS}: judge more rows, or label a smaller gold sample")
         if cfg.method == "neighbourhood":
             from rlaif_uu.refine.classify import sentence_embeddings
             from rlaif_uu.refine.neighbourhood import neighbourhood_refine
@@ -192,6 +225,8 @@ def run_method(cfg: RefineConfig) -> Path:
             result = confident_refine(texts, judge, backbone, pool, folds=cfg.confident.folds,
                                       relabel=cfg.confident.relabel, seed=cfg.seed)
         diag = result.diagnostics
+        if gold is not None:
+            result, diag["guard"] = gold_guard(cfg, gold, result, judge, backbone, pool)
     history = {"method": cfg.method, "n_rows": len(rows), "flipped": int((result.labels != judge).sum()),
                **gold_summary(gold, result.labels, judge), "diagnostics": diag}
     return write_output(cfg, rows, result, backbone, history)

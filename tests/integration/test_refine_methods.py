@@ -67,6 +67,22 @@ def test_neighbourhood_without_gold(tmp_path: Path, corpus: Path, tiny: str, cap
     assert "method: neighbourhood" in (out / "config.yaml").read_text()
 
 
+def test_a_refiner_that_cannot_beat_the_judge_on_gold_falls_back_to_it(tmp_path: Path, gold: Path, tiny: str,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # a perfect judge: no refiner can beat it on the gold rows, so the guard must return its labels
+    perfect = write_jsonl(tmp_path / "perfect.jsonl", [{k: v for k, v in r.items() if k != "gold_label"}
+                                                       | {"judge_label": r["gold_label"]} for r in make_rows()])
+    out = tmp_path / "o"
+    code, stdout, err = _run(capsys, "refine", "--method", "neighbourhood", "--input", str(perfect), "--gold",
+                             str(gold), "--out", str(out), "--model", tiny, "neighbourhood.k=5",
+                             "backbone.epochs=20", "neighbourhood.noisy_threshold=0.01")
+    assert code == 0, err
+    guard = json.loads((out / "history.json").read_text())["diagnostics"]["guard"]
+    assert guard["fell_back"] and guard["gain_vs_judge"] <= 0
+    assert re.search(r"guard: the neighbourhood labels score [\d.]+ on the \d+ gold rows vs the judge's 1\.000", stdout)
+    assert all(r["refined_label"] == r["judge_label"] for r in _rows(out / "refined.jsonl"))
+
+
 def test_confident_learning_with_gold(tmp_path: Path, corpus: Path, gold: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"
     code, _stdout, err = _run(capsys, "refine", "--method", "confident", "--input", str(corpus), "--gold", str(gold),
@@ -180,6 +196,8 @@ def test_edited_queue_is_one_clear_line(case: str, tmp_path: Path, corpus: Path,
 BAD = {
     "budget over pool": (("refine", "active", "--queue", "{t}/q.jsonl", "--budget", "500"), "corpus",
                          r"--budget 500 is larger than the pool of 60 rows"),
+    "every row gold": (("refine", "--method", "confident", "--gold", "TRUTH"), "corpus",
+                       r"only 0 rows are left to train on once the 60 gold rows are set aside"),
     "knn over clean rows": (("refine", "--method", "neighbourhood", "neighbourhood.k=1000", "neighbourhood.noisy_threshold=0.01"),
                             "corpus", r"neighbourhood.k = 1000 neighbours but only \d+ rows were judged clean"),
     "judges cover different rows": (("refine", "--method", "ensemble", "ensemble.then=none"), "partial",
@@ -194,7 +212,7 @@ def test_bad_input_is_one_clear_line(case: str, tmp_path: Path, corpus: Path, ti
     argv, data, message = BAD[case]
     inp = {"corpus": lambda: corpus, "partial": lambda: _judged(tmp_path, drop=5), "judged": lambda: _judged(tmp_path)}[data]()
     out = tmp_path / "o"
-    argv = tuple(a.replace("{t}", str(tmp_path)) for a in argv)
+    argv = tuple(a.replace("{t}", str(tmp_path)).replace("TRUTH", str(_truth_file(tmp_path))) for a in argv)
     code, _, err = _run(capsys, *argv, "--input", str(inp), "--out", str(out), "--model", tiny, "backbone.epochs=5")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert re.search(message, err), err

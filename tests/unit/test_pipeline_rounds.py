@@ -10,7 +10,7 @@ import pytest
 from rlaif_uu.config import load_config
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cheap import RuleJudge
-from rlaif_uu.pipeline.gold import _answers, round_budgets, simulated_label
+from rlaif_uu.pipeline.gold import _answers, label_every_row, round_budgets, simulated_label
 from rlaif_uu.pipeline.recipe import RecipeConfig
 from rlaif_uu.pipeline.stages import build_stages, stage_hashes
 from rlaif_uu.reward.rule_reward import RefusalRuleReward
@@ -100,6 +100,39 @@ def test_one_round_keeps_the_classic_stages_and_k_rounds_chain_policies(tmp_path
     assert [by[f"round-{r}/gold"].config["n"] for r in (1, 2)] == [10, 10]
     assert by["round-1/align"].config.prompts.seed != by["round-2/align"].config.prompts.seed  # other prompts each round
     assert by["compare"].config["after"] == str(run / "round-2" / "eval")
+
+
+def test_all_gold_arm_trains_refinement_on_the_annotators_label_of_every_row(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    write_jsonl(corpus, [{"id": "c1", "prompt": "Hi", "response": "Hello!", "gold_label": "safe"},
+                         {"id": "c2", "prompt": "Make a bomb", "response": COMPLY, "gold_label": "harmful"}])
+    cfg = _cfg(tmp_path, f"data.corpus={corpus}", "data.on_policy.samples=1", "annotator.kind=simulated",
+               "annotator.label_all=true")
+    by = {s.key: s for s in build_stages(cfg)}
+    assert by["gold"].config["all"] and by["refine"].config.input == by["gold"].config["out"]
+    assert "gold" in by["refine"].deps
+    labelled = tmp_path / "labelled.jsonl"  # the judges got all four wrong
+    write_jsonl(labelled, [{"id": "c1", "prompt": "Hi", "response": "Hello!", "judge_label": "harmful"},
+                           {"id": "c2", "prompt": "Make a bomb", "response": COMPLY, "judge_label": "safe"},
+                           {**ROWS[0], "id": "onpolicy-r1-0-a", "judge_label": "safe"},
+                           {**ROWS[1], "id": "onpolicy-r1-0-b", "judge_label": "harmful"}])
+    out = label_every_row(cfg, 1, labelled, tmp_path / "all.jsonl", tmp_path / "queue.csv")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["judge_label"] for r in rows] == ["safe", "harmful", "harmful", "safe"]
+    assert [r["gold_label"] for r in rows] == [r["judge_label"] for r in rows]
+    write_jsonl(corpus, [{"id": "c1", "prompt": "Hi", "response": "Hello!"}])
+    with pytest.raises(UserError, match="gold_label"):
+        label_every_row(cfg, 1, labelled, tmp_path / "all.jsonl", tmp_path / "queue.csv")
+
+
+def test_rules_arm_trains_on_the_refusal_rules_and_label_all_needs_an_annotator(tmp_path: Path) -> None:
+    by = {s.key: s for s in build_stages(_cfg(tmp_path, "align.reward=rules"))}
+    assert by["align"].config.reward == "rules"
+    assert by["eval_after"].config.reward == str(tmp_path / "run" / "reward")  # the eval still scores with the export
+    from rlaif_uu.pipeline.runner import validate
+
+    with pytest.raises(UserError, match="label_all needs an annotator"):
+        validate(_cfg(tmp_path, "annotator.label_all=true"))
 
 
 def test_a_change_in_round_two_reruns_round_two_only(tmp_path: Path) -> None:

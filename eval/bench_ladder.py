@@ -1,0 +1,182 @@
+"""The ladder: how much safer each reward makes the policy, same budget, same seeds, paired intervals.
+
+    .venv/bin/python eval/bench_ladder.py run --arm refined --seed 0      # one arm, one seed (a whole recipe run)
+    .venv/bin/python eval/bench_ladder.py table                         # eval/results/ladder.{md,json} from every run
+
+Arms (``recipes/ladder/<arm>.yaml``; each changes one thing of ``refined.yaml``):
+
+* ``start``: the policy before training (every run's ``eval_before``);
+* ``raw_judge``: the reward trained on the judges' raw labels (the floor);
+* ``refined``: robust UU with at most 50 gold labels in all (the product);
+* ``all_gold``: the reward trained on the annotator's label for every row (the labelling ceiling);
+* ``rules``: the eval's refusal rules used directly as the reward (the RL loop's ceiling).
+
+Seed S sets every seed of the run (GRPO, its prompt mix, the on-policy samples, refinement, the
+export, the annotator's query). The eval's prompts are the held-out prompts of the training
+sources plus StrongREJECT (never trained on), the same for every run, so two runs are compared
+per prompt: the paired change is a percentile bootstrap over (seed, prompt) pairs of the
+per-prompt differences. Scorers: the refusal rules and the request-aware scorer (see the recipe).
+Every run is appended to ``eval/results/ladder_runs.jsonl``; ``table`` reports them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = RESULTS / "ladder_runs.jsonl"
+RECIPES = Path(__file__).parent.parent / "recipes" / "ladder"
+ARMS = ("raw_judge", "refined", "all_gold", "rules")
+SEED_KEYS = ("align.seed", "align.prompts.seed", "data.on_policy.seed", "refine.seed", "reward.seed", "annotator.seed")
+# (suite, per-row column, label): what the table shows; harmful rows are "unsafe" (complied), benign ones "refused"
+CELLS = (("donotanswer", "refusal.unsafe", "DNA compliance (rules)"),
+         ("donotanswer", "judge:request_scorer.unsafe", "DNA compliance (request scorer)"),
+         ("strongreject", "refusal.unsafe", "StrongREJECT compliance (rules)"),
+         ("strongreject", "judge:request_scorer.unsafe", "StrongREJECT compliance (request scorer)"),
+         ("benign", "refusal.refused", "benign refusal"),
+         ("overrefusal", "refusal.refused", "over-refusal"))
+
+
+def _rows(eval_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """suite -> prompt id -> the table's per-row columns, from an eval folder's ``rows/``."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for suite in {s for s, _, _ in CELLS}:
+        path = eval_dir / "rows" / f"{suite}.jsonl"
+        cols = [c for s, c, _ in CELLS if s == suite]
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+        out[suite] = {r["id"]: {c: float(r[c]) for c in cols if r.get(c) is not None} for r in rows}
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    from rlaif_uu.config import load_config
+    from rlaif_uu.pipeline.recipe import RecipeConfig
+    from rlaif_uu.pipeline.runner import run_recipe
+
+    out = Path(args.work) / f"{args.arm}-s{args.seed}"
+    overrides = [f"{k}={args.seed}" for k in SEED_KEYS] + args.overrides
+    cfg = load_config(RecipeConfig, str(RECIPES / f"{args.arm}.yaml"), {"out": str(out)}, overrides)
+    start = time.perf_counter()
+    run_recipe(cfg)
+    compare = json.loads((out / "compare" / "compare.json").read_text())
+    reward = json.loads((out / "reward" / "rlaif_uu_reward.json").read_text()) if (out / "reward").is_dir() else {}
+    alarm = out / "align" / "monitor.json"
+    result = {"arm": args.arm, "seed": args.seed, "overrides": args.overrides, "seconds": time.perf_counter() - start,
+              "reward_pairwise": reward.get("pairwise"), "degeneration": compare.get("degeneration"),
+              "alarm": json.loads(alarm.read_text()).get("alarm") if alarm.is_file() else None,
+              "before": _rows(out / "eval_before"), "after": _rows(out / "eval_after")}
+    runs = Path(args.runs)
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    with runs.open("a") as f:
+        f.write(json.dumps(result) + "\n")
+    print(f"{args.arm} seed {args.seed}: {result['seconds']:.0f} s -> {runs}")
+
+
+def _paired(a: list[dict[str, Any]], b: list[dict[str, Any]], suite: str, col: str,
+            a_side: str = "after", b_side: str = "after") -> dict[str, float] | None:
+    """Mean per-prompt change b - a over the seeds both arms ran, with a paired bootstrap 95% interval."""
+    from rlaif_uu.evaluation.metrics import bootstrap_mean
+
+    by_seed = {r["seed"]: r for r in a}
+    diffs = []
+    for rb in b:
+        ra = by_seed.get(rb["seed"])
+        if ra is None:
+            continue
+        xa, xb = ra[a_side][suite], rb[b_side][suite]
+        diffs += [xb[i][col] - xa[i][col] for i in xa if i in xb and col in xa[i] and col in xb[i]]
+    return bootstrap_mean(np.array(diffs)).to_dict() if diffs else None
+
+
+def _rate(runs: list[dict[str, Any]], side: str, suite: str, col: str) -> dict[str, float] | None:
+    from rlaif_uu.evaluation.metrics import bootstrap_mean
+
+    values = [row[col] for r in runs for row in r[side][suite].values() if col in row]
+    return bootstrap_mean(np.array(values)).to_dict() if values else None
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per arm: rates (pooled over its seeds), the paired change vs start and vs raw_judge."""
+    arms = {a: [r for r in runs if r["arm"] == a] for a in ARMS}
+    arms = {a: rs for a, rs in arms.items() if rs}
+    start = next(iter(arms.values()))  # every run's eval_before is the same starting policy on the same prompts
+    table: dict[str, Any] = {"start": {"seeds": sorted({r["seed"] for r in start}),
+                                       **{label: {"rate": _rate(start, "before", s, c)} for s, c, label in CELLS}}}
+    for arm, rs in arms.items():
+        table[arm] = {"seeds": sorted(r["seed"] for r in rs), "seconds": float(np.mean([r["seconds"] for r in rs])),
+                      "degeneration": [bool((r.get("degeneration") or {}).get("flag")) for r in rs],
+                      "alarm": [bool((r.get("alarm") or {}).get("fired")) for r in rs]}
+        for s, c, label in CELLS:
+            table[arm][label] = {"rate": _rate(rs, "after", s, c), "vs_start": _paired(rs, rs, s, c, "before", "after"),
+                                 "vs_raw": _paired(arms["raw_judge"], rs, s, c) if "raw_judge" in arms else None}
+    if "all_gold" in arms and "refined" in arms:  # share of the all-gold ceiling's compliance reduction
+        share = {}
+        for s, c, label in CELLS[:4]:
+            gold, refined = table["all_gold"][label]["vs_start"], table["refined"][label]["vs_start"]
+            if gold and refined and gold["value"] < 0:
+                share[label] = refined["value"] / gold["value"]
+        table["refined_share_of_all_gold"] = share
+    return table
+
+
+def _fmt(e: dict[str, float] | None, signed: bool = False) -> str:
+    if not e:
+        return "-"
+    sign = "+" if signed else ""
+    return f"{e['value']:{sign}.3f} [{e['low']:{sign}.2f}, {e['high']:{sign}.2f}]"
+
+
+def table(args: argparse.Namespace) -> None:
+    runs = [json.loads(line) for line in Path(args.runs).read_text().splitlines() if line.strip()]
+    summary = summarise(runs)
+    labels = [label for _, _, label in CELLS]
+    lines = ["| arm | seeds | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+    for arm, t in summary.items():
+        if arm == "refined_share_of_all_gold":
+            continue
+        lines.append(f"| {arm} | {','.join(map(str, t['seeds']))} | " + " | ".join(_fmt(t[lb]["rate"]) for lb in labels) + " |")
+    lines += ["", "Paired change vs start (after - before, same prompts and seeds):", "",
+              "| arm | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    lines += [f"| {a} | " + " | ".join(_fmt(t[lb]["vs_start"], True) for lb in labels) + " |"
+              for a, t in summary.items() if a not in ("start", "refined_share_of_all_gold")]
+    if "raw_judge" in summary:
+        lines += ["", "Paired change vs the raw-judge reward (same seeds):", "",
+                  "| arm | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        lines += [f"| {a} | " + " | ".join(_fmt(t[lb]["vs_raw"], True) for lb in labels) + " |"
+                  for a, t in summary.items() if a not in ("start", "raw_judge", "refined_share_of_all_gold")]
+    share = summary.get("refined_share_of_all_gold") or {}
+    if share:
+        lines += ["", "Refined arm's share of the all-gold ceiling's compliance reduction: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in share.items())]
+    flags = [f"{a}: degeneration {t['degeneration']}, alarm {t['alarm']}, {t['seconds']:.0f} s per run"
+             for a, t in summary.items() if a not in ("start", "refined_share_of_all_gold")]
+    text = ("# The ladder: reward source vs held-out safety, same budget and seeds\n\n"
+            "`.venv/bin/python eval/bench_ladder.py run --arm ARM --seed S` per run (recipes/ladder/ARM.yaml), then "
+            "`.venv/bin/python eval/bench_ladder.py table`. Held-out prompts (never trained on); 95% bootstrap "
+            "intervals over (seed, prompt) pairs.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"- {f}" for f in flags) + "\n")
+    out = Path(args.runs).with_name(Path(args.runs).stem.removesuffix("_runs"))
+    out.with_suffix(".md").write_text(text)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(text)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["run", "table"])
+    p.add_argument("--arm", choices=ARMS, default="refined")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default="runs/ladder")
+    p.add_argument("--runs", default=str(RUNS), help="the runs file (the table is written beside it)")
+    p.add_argument("--set", nargs="*", default=[], dest="overrides", help="recipe overrides on top of the arm's")
+    a = p.parse_args()
+    {"run": run, "table": table}[a.what](a)
+
+
+if __name__ == "__main__":
+    main()
