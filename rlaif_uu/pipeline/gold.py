@@ -46,6 +46,7 @@ from rlaif_uu.data.schema import classifier_text, parse_label
 from rlaif_uu.errors import UserError
 
 ANNOTATORS = ("none", "queue", "file", "simulated")
+SOURCES = {"queue": "person", "file": "file", "simulated": "simulated"}  # gold_source of the rows each annotator labels
 
 
 @dataclass
@@ -163,7 +164,7 @@ def label_round(cfg: Any, round_no: int, n: int, labelled_file: Path, previous_g
                         "raise data.on_policy.samples or lower annotator.budget")
     picked = [labelled[i] for i in _query(cfg, labelled, candidates, n, cfg.annotator.seed + round_no)]
     labels = _answers(cfg, picked, queue)
-    source = {"queue": "person", "file": "file", "simulated": "simulated"}[cfg.annotator.kind]
+    source = SOURCES[cfg.annotator.kind]
     rows = read_records(previous_gold, required=("gold_label",)) if previous_gold else []
     rows = [{"gold_source": "data", "gold_round": 0} | r for r in rows]
     rows += [{"id": r["id"], "prompt": r["prompt"], "response": r.get("response") or "",
@@ -205,7 +206,8 @@ def label_every_row(cfg: Any, round_no: int, labelled_file: Path, out: Path, que
             raise UserError(f"annotator.label_all: corpus row id {key!r} has no gold_label in {cfg.data.corpus}; "
                             "give every corpus row one or turn label_all off")
         label = "harmful" if labels.get(key, corpus.get(key)) else "safe"
-        rows.append(r | {"judge_label": label, "gold_label": label})
+        rows.append(r | {"judge_label": label, "gold_label": label, "gold_round": round_no,
+                         "gold_source": SOURCES[cfg.annotator.kind] if key in labels else "data"})
     out.parent.mkdir(parents=True, exist_ok=True)
     write_records(out, rows)
     flips = sum(_label(a["judge_label"], "judge_label") != _label(b["judge_label"], "judge_label")

@@ -16,7 +16,7 @@ from typing import Any
 from rlaif_uu.data.io import write_json
 from rlaif_uu.pipeline.recipe import RecipeConfig, gold_files, gold_path
 from rlaif_uu.pipeline.rounds_report import HEADLINE_SCORER, plot_rounds, rounds_lines, rounds_summary
-from rlaif_uu.pipeline.stages import final_dirs
+from rlaif_uu.pipeline.stages import final_dirs, gold_file
 
 
 def _load(path: Path) -> Any:
@@ -35,7 +35,7 @@ def _judges(d: dict[str, Path]) -> dict[str, Any] | None:
 def _gold_rows(cfg: RecipeConfig, d: dict[str, Path]) -> int | None:
     from rlaif_uu.data.io import read_records
 
-    files = [str(d["gold"] / "gold.jsonl")] if "gold" in d else gold_files(cfg)
+    files = [str(gold_file(cfg, d["gold"]))] if "gold" in d else gold_files(cfg)
     return sum(len(read_records(f, required=("gold_label",))) for f in files) if files else None
 
 
@@ -163,6 +163,9 @@ def _judge_lines(report: dict[str, Any], cfg: RecipeConfig) -> list[str]:
         lines += ["", f"Aggregate ({agg.get('aggregate')}): {agg.get('harmful')} harmful, {agg.get('safe')} safe."
                   + (f" Cohen's κ between judges: {', '.join(pairs)}." if pairs else "")]
     n = report["gold"]["n"]
+    if cfg.annotator.label_all:
+        return [*lines, "", f"Gold labels: ALL {n} rows, labelled by the {cfg.annotator.kind} annotator "
+                "(annotator.label_all, the all-gold ceiling); refinement trained on them in place of the judges' labels."]
     lines += ["", f"Gold labels: {n if n is not None else 'the corpus gold_label column'}"
               + (" rows from " + " and ".join(f"`{f}`" for f in gold_files(cfg)) if gold_files(cfg) else "")
               + (f" ({cfg.data.gold_note})" if cfg.data.gold_note else "") + "."]

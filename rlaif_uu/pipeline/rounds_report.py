@@ -7,11 +7,10 @@ Round 0 is the starting policy (``eval_before``). Safety numbers are the headlin
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from rlaif_uu.pipeline.recipe import RecipeConfig
-from rlaif_uu.pipeline.stages import build_stages
+from rlaif_uu.pipeline.stages import build_stages, gold_file
 
 HEADLINE_SCORER = "refusal"
 PLOTTED = {"harmful": "harmful_compliance_rate", "benign": "refusal_rate"}
@@ -44,7 +43,7 @@ def rounds_summary(cfg: RecipeConfig) -> list[dict[str, Any]]:
         history = _load(by_kind["refine"] / "history.json") or {}
         its, sel = history.get("iterations", []), history.get("selected_iteration")
         acc = its[sel].get("gold_accuracy", {}).get("value") if isinstance(sel, int) and sel < len(its) else None
-        gold_rows = (by_kind["gold"] / "gold.jsonl").read_text().splitlines() if "gold" in by_kind else []
+        gold_rows = gold_file(cfg, by_kind["gold"]).read_text().splitlines() if "gold" in by_kind else []
         gold = [json.loads(x) for x in gold_rows if x.strip()]
         log = _load(by_kind["align"] / "train_log.json") or {}
         rewards = [h["reward"] for h in log.get("log_history", []) if "reward" in h]

@@ -54,6 +54,11 @@ def round_dir(cfg: RecipeConfig, r: int) -> Path:
     return Path(cfg.out) if cfg.rounds == 1 else Path(cfg.out) / f"round-{r}"
 
 
+def gold_file(cfg: RecipeConfig, gold_dir: Path) -> Path:
+    """What a gold stage writes: the gold rows so far, or (``annotator.label_all``) every row with the annotator's label."""
+    return gold_dir / ("labelled.jsonl" if cfg.annotator.label_all else "gold.jsonl")
+
+
 def _key(cfg: RecipeConfig, r: int, name: str) -> str:
     return name if cfg.rounds == 1 else f"round-{r}/{name}"
 
@@ -83,13 +88,13 @@ def build_stages(cfg: RecipeConfig) -> list[Stage]:
         label_key = stages[-1].key
         train_on = labelled
         if ann.label_all:  # the all-gold ceiling: refinement trains on the annotator's label of every row
-            train_on = d / "gold" / "labelled.jsonl"
+            train_on = gold_file(cfg, d / "gold")
             spec = {"round": r, "all": True, "labelled": str(labelled), "out": str(train_on),
                     "queue": str(out / "gold_queue" / f"round-{r}.csv"), "annotator": to_yaml(ann)}
             stages.append(Stage(_key(cfg, r, "gold"), "gold", r, d / "gold", spec, (label_key,)))
             label_key = stages[-1].key
         elif budgets[r - 1] > 0:
-            new_gold = d / "gold" / "gold.jsonl"
+            new_gold = gold_file(cfg, d / "gold")
             spec = {"round": r, "n": budgets[r - 1], "labelled": str(labelled), "previous_gold": gold, "out": str(new_gold),
                     "queue": str(out / "gold_queue" / f"round-{r}.csv"), "annotator": to_yaml(ann)}
             stages.append(Stage(_key(cfg, r, "gold"), "gold", r, d / "gold", spec, (label_key, *prev["gold"])))
