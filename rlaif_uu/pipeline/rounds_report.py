@@ -7,6 +7,7 @@ Round 0 is the starting policy (``eval_before``). Safety numbers are the headlin
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from rlaif_uu.pipeline.recipe import RecipeConfig
