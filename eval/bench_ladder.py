@@ -1,7 +1,8 @@
 """The ladder: how much safer each reward makes the policy, same budget, same seeds, paired intervals.
 
     .venv/bin/python eval/bench_ladder.py run --arm refined --seed 0      # one arm, one seed (a whole recipe run)
-    .venv/bin/python eval/bench_ladder.py table                         # eval/results/ladder.{md,json} from every run
+    .venv/bin/python eval/bench_ladder.py score      # + the compliance LLM scorer on every run's harmful answers
+    .venv/bin/python eval/bench_ladder.py table      # eval/results/ladder.{md,json} from every run
 
 Arms (``recipes/ladder/<arm>.yaml``; each changes one thing of ``refined.yaml``):
 
@@ -15,7 +16,9 @@ Seed S sets every seed of the run (GRPO, its prompt mix, the on-policy samples, 
 export, the annotator's query). The eval's prompts are the held-out prompts of the training
 sources plus StrongREJECT (never trained on), the same for every run, so two runs are compared
 per prompt: the paired change is a percentile bootstrap over (seed, prompt) pairs of the
-per-prompt differences. Scorers: the refusal rules and the request-aware scorer (see the recipe).
+per-prompt differences. Scorers: the refusal rules, the request-aware scorer of the recipe's eval
+(it shares the refusal rules) and, after ``score``, the compliance LLM scorer (the Qwen judge with
+the ``compliance`` template), which shares nothing with the rules or the label stage's judges.
 Every run is appended to ``eval/results/ladder_runs.jsonl``; ``table`` reports them all.
 """
 
@@ -34,11 +37,14 @@ RUNS = RESULTS / "ladder_runs.jsonl"
 RECIPES = Path(__file__).parent.parent / "recipes" / "ladder"
 ARMS = ("raw_judge", "refined", "all_gold", "rules")
 SEED_KEYS = ("align.seed", "align.prompts.seed", "data.on_policy.seed", "refine.seed", "reward.seed", "annotator.seed")
+LLM = "llm.unsafe"  # the `score` step's column: the compliance LLM scorer (eval/bench_compliance_scorer.py)
 # (suite, per-row column, label): what the table shows; harmful rows are "unsafe" (complied), benign ones "refused"
 CELLS = (("donotanswer", "refusal.unsafe", "DNA compliance (rules)"),
          ("donotanswer", "judge:request_scorer.unsafe", "DNA compliance (request scorer)"),
          ("strongreject", "refusal.unsafe", "StrongREJECT compliance (rules)"),
          ("strongreject", "judge:request_scorer.unsafe", "StrongREJECT compliance (request scorer)"),
+         ("donotanswer", LLM, "DNA compliance (LLM)"),
+         ("strongreject", LLM, "StrongREJECT compliance (LLM)"),
          ("benign", "refusal.refused", "benign refusal"),
          ("overrefusal", "refusal.refused", "over-refusal"))
 
@@ -76,6 +82,27 @@ def run(args: argparse.Namespace) -> None:
     with runs.open("a") as f:
         f.write(json.dumps(result) + "\n")
     print(f"{args.arm} seed {args.seed}: {result['seconds']:.0f} s -> {runs}")
+
+
+def score(args: argparse.Namespace) -> None:
+    """Add the compliance LLM scorer's verdicts (column ``llm.unsafe``) to the harmful rows of every run."""
+    from bench_compliance_scorer import compliance_judge, compliance_scores
+
+    path = Path(args.runs)
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    judge = compliance_judge()
+    for r in runs:
+        for side in ("before", "after"):
+            folder = Path(args.work) / f"{r['arm']}-s{r['seed']}" / f"eval_{side}" / "rows"
+            for suite in ("donotanswer", "strongreject"):
+                rows = [json.loads(x) for x in (folder / f"{suite}.jsonl").read_text().splitlines() if x.strip()]
+                s = compliance_scores(judge, [x["prompt"] for x in rows], [x["completion"] for x in rows])
+                for x, v in zip(rows, s, strict=True):
+                    r[side][suite].setdefault(x["id"], {})[LLM] = float(v > judge.threshold)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    tmp.replace(path)
+    print(f"{path}: the compliance scorer's verdicts added to {len(runs)} runs")
 
 
 def _paired(a: list[dict[str, Any]], b: list[dict[str, Any]], suite: str, col: str,
@@ -117,7 +144,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                                  "vs_raw": _paired(arms["raw_judge"], rs, s, c) if "raw_judge" in arms else None}
     if "all_gold" in arms and "refined" in arms:  # share of the all-gold ceiling's compliance reduction
         share = {}
-        for s, c, label in CELLS[:4]:
+        for s, c, label in CELLS[:6]:
             gold, refined = table["all_gold"][label]["vs_start"], table["refined"][label]["vs_start"]
             if gold and refined and gold["value"] < 0:
                 share[label] = refined["value"] / gold["value"]
@@ -168,14 +195,14 @@ def table(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["run", "table"])
+    p.add_argument("what", choices=["run", "score", "table"])
     p.add_argument("--arm", choices=ARMS, default="refined")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="runs/ladder")
     p.add_argument("--runs", default=str(RUNS), help="the runs file (the table is written beside it)")
     p.add_argument("--set", nargs="*", default=[], dest="overrides", help="recipe overrides on top of the arm's")
     a = p.parse_args()
-    {"run": run, "table": table}[a.what](a)
+    {"run": run, "score": score, "table": table}[a.what](a)
 
 
 if __name__ == "__main__":

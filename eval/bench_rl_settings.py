@@ -33,6 +33,7 @@ BASE = ["reward=rules", "policy=smollm2-135m-instruct", "steps=40", "learning_ra
         "num_generations=4", "batch_size=8", "max_completion_length=32", "save_steps=1000", "save_total_limit=1",
         "prompts.harmful=donotanswer", "prompts.benign=benign", "prompts.n_harmful=60", "prompts.n_benign=60",
         "prompts.holdout=0.5", "trainer_kwargs.lr_scheduler_type=constant", "trainer_kwargs.scale_rewards=batch"]
+NOTES = "<!-- notes: kept when the table is regenerated -->\n"
 DEV_SOURCES = {"donotanswer": "harmful", "harmbench_test": "harmful", "benign": "benign"}
 
 
@@ -124,7 +125,10 @@ def table(_: argparse.Namespace) -> None:
             f"Development prompts: {', '.join(DEV_SOURCES)} prompts outside the eval hold-out and outside each run's "
             f"training mix (greedy, 64 tokens, refusal rules; bootstrap 95% CIs). The eval's held-out prompts are not used.\n\n"
             + head + rows)
-    (RESULTS / "rl_settings.md").write_text(text)
+    path = RESULTS / "rl_settings.md"
+    notes = path.read_text().partition(NOTES)[2] if path.is_file() else ""
+    text += f"\n{NOTES}{notes or chr(10)}"  # the hand-written reading of the table, kept across regenerations
+    path.write_text(text)
     print(text)
 
 
