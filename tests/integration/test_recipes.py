@@ -16,13 +16,13 @@ from rlaif_uu.pipeline.stages import build_stages
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-RUN_RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+RUN_RECIPES = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recipes" / "ladder").glob("*.yaml"))
 
 
 def test_there_are_run_recipes() -> None:
     names = {p.stem for p in RUN_RECIPES}
     assert {"quickstart", "quickstart_raw_judge", "quickstart_smoke", "quickstart_rounds", "quickstart_rounds_smoke",
-            "one_gpu", "multi_gpu"} <= names
+            "one_gpu", "multi_gpu", "refined", "raw_judge", "all_gold", "rules"} <= names
 
 
 @pytest.mark.parametrize("recipe", RUN_RECIPES, ids=lambda p: p.stem)
@@ -30,7 +30,7 @@ def test_recipe_opens_with_its_command_and_dry_runs(recipe: Path, tmp_path: Path
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     comment = recipe.read_text().splitlines()
     assert comment[0].startswith("# ")
-    assert any(f"rlaif-uu run recipes/{recipe.name}" in line for line in comment[:8] if line.startswith("#"))
+    assert any(f"rlaif-uu run {recipe.relative_to(ROOT)}" in line for line in comment[:8] if line.startswith("#"))
     monkeypatch.chdir(ROOT)  # recipes name repo files (gold rows, accelerate configs) relative to the root
     assert main(["run", str(recipe), "--dry-run", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
