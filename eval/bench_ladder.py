@@ -2,6 +2,7 @@
 
     .venv/bin/python eval/bench_ladder.py run --arm refined --seed 0      # one arm, one seed (a whole recipe run)
     .venv/bin/python eval/bench_ladder.py score      # + the compliance LLM scorer on every run's harmful answers
+                                                     #   (--limit N: the first N prompts per suite; ~8 s a row on 2 cores)
     .venv/bin/python eval/bench_ladder.py table      # eval/results/ladder.{md,json} from every run
 
 Arms (``recipes/ladder/<arm>.yaml``; each changes one thing of ``refined.yaml``):
@@ -96,6 +97,7 @@ def score(args: argparse.Namespace) -> None:
             folder = Path(args.work) / f"{r['arm']}-s{r['seed']}" / f"eval_{side}" / "rows"
             for suite in ("donotanswer", "strongreject"):
                 rows = [json.loads(x) for x in (folder / f"{suite}.jsonl").read_text().splitlines() if x.strip()]
+                rows = sorted(rows, key=lambda x: x["id"])[:args.limit] if args.limit else rows
                 s = compliance_scores(judge, [x["prompt"] for x in rows], [x["completion"] for x in rows])
                 for x, v in zip(rows, s, strict=True):
                     r[side][suite].setdefault(x["id"], {})[LLM] = float(v > judge.threshold)
@@ -198,6 +200,7 @@ def main() -> None:
     p.add_argument("what", choices=["run", "score", "table"])
     p.add_argument("--arm", choices=ARMS, default="refined")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, help="score: the first N prompts (by id) per suite only")
     p.add_argument("--work", default="runs/ladder")
     p.add_argument("--runs", default=str(RUNS), help="the runs file (the table is written beside it)")
     p.add_argument("--set", nargs="*", default=[], dest="overrides", help="recipe overrides on top of the arm's")
