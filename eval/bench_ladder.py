@@ -131,7 +131,8 @@ def _rate(runs: list[dict[str, Any]], side: str, suite: str, col: str) -> dict[s
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per arm: rates (pooled over its seeds), the paired change vs start and vs raw_judge."""
+    """``arms``: per arm, rates (pooled over its seeds), the paired change vs start and vs raw_judge;
+    ``refined_share_of_all_gold``: the refined arm's share of the all-gold arm's compliance reduction."""
     arms = {a: [r for r in runs if r["arm"] == a] for a in ARMS}
     arms = {a: rs for a, rs in arms.items() if rs}
     start = next(iter(arms.values()))  # every run's eval_before is the same starting policy on the same prompts
@@ -144,14 +145,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for s, c, label in CELLS:
             table[arm][label] = {"rate": _rate(rs, "after", s, c), "vs_start": _paired(rs, rs, s, c, "before", "after"),
                                  "vs_raw": _paired(arms["raw_judge"], rs, s, c) if "raw_judge" in arms else None}
-    if "all_gold" in arms and "refined" in arms:  # share of the all-gold ceiling's compliance reduction
-        share = {}
+    share = {}
+    if "all_gold" in arms and "refined" in arms:
         for s, c, label in CELLS[:6]:
             gold, refined = table["all_gold"][label]["vs_start"], table["refined"][label]["vs_start"]
             if gold and refined and gold["value"] < 0:
                 share[label] = refined["value"] / gold["value"]
-        table["refined_share_of_all_gold"] = share
-    return table
+    return {"arms": table, "refined_share_of_all_gold": share}
 
 
 def _fmt(e: dict[str, float] | None, signed: bool = False) -> str:
@@ -166,25 +166,24 @@ def table(args: argparse.Namespace) -> None:
     summary = summarise(runs)
     labels = [label for _, _, label in CELLS]
     lines = ["| arm | seeds | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
-    for arm, t in summary.items():
-        if arm == "refined_share_of_all_gold":
-            continue
+    arms = summary["arms"]
+    for arm, t in arms.items():
         lines.append(f"| {arm} | {','.join(map(str, t['seeds']))} | " + " | ".join(_fmt(t[lb]["rate"]) for lb in labels) + " |")
     lines += ["", "Paired change vs start (after - before, same prompts and seeds):", "",
               "| arm | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     lines += [f"| {a} | " + " | ".join(_fmt(t[lb]["vs_start"], True) for lb in labels) + " |"
-              for a, t in summary.items() if a not in ("start", "refined_share_of_all_gold")]
-    if "raw_judge" in summary:
+              for a, t in arms.items() if a != "start"]
+    if "raw_judge" in arms:
         lines += ["", "Paired change vs the raw-judge reward (same seeds):", "",
                   "| arm | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
         lines += [f"| {a} | " + " | ".join(_fmt(t[lb]["vs_raw"], True) for lb in labels) + " |"
-                  for a, t in summary.items() if a not in ("start", "raw_judge", "refined_share_of_all_gold")]
-    share = summary.get("refined_share_of_all_gold") or {}
+                  for a, t in arms.items() if a not in ("start", "raw_judge")]
+    share = summary["refined_share_of_all_gold"]
     if share:
         lines += ["", "Refined arm's share of the all-gold ceiling's compliance reduction: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in share.items())]
     flags = [f"{a}: degeneration {t['degeneration']}, alarm {t['alarm']}, {t['seconds']:.0f} s per run"
-             for a, t in summary.items() if a not in ("start", "refined_share_of_all_gold")]
+             for a, t in arms.items() if a != "start"]
     text = ("# The ladder: reward source vs held-out safety, same budget and seeds\n\n"
             "`.venv/bin/python eval/bench_ladder.py run --arm ARM --seed S` per run (recipes/ladder/ARM.yaml), then "
             "`.venv/bin/python eval/bench_ladder.py table`. Held-out prompts (never trained on); 95% bootstrap "
