@@ -18,7 +18,8 @@ gain in weighted gold accuracy over the judge's own labels (iteration 0) exceeds
 ``margin_se`` standard errors (default 0: any gain); the eligible iteration with the
 highest gold accuracy is returned (ties: the earliest), else iteration 0. It uses
 only the gold labels the priors already need; refinement that loses to the judge on
-them is never returned (it stays visible in the history). A margin of 1 SE was the
+them is never returned (it stays visible in the history); the classifier that comes with
+iteration 0 is iteration 1's, the one trained on the judge's labels. A margin of 1 SE was the
 default before stacking: with the judge's verdict stacked in, every iteration's labels
 start from the judge's evidence, and the 1-SE margin then threw away real gains
 (eval/results/refine_frozen.md: 0.816 vs 0.838 under simulated noise). ``last``
@@ -214,7 +215,7 @@ def refine(
     classifier_scores: dict[int, np.ndarray] = {}
     judge_evidence = labels0 if judge_scores is None else np.asarray(judge_scores, dtype=float)
     current, stop = labels0, f"reached {iterations} iterations"
-    best_model: tuple[int, torch.nn.Module] | None = None  # best gold accuracy among t >= 1
+    first_model: tuple[int, torch.nn.Module] | None = None  # iteration 1: trained on the judge's labels
     rule_model: tuple[int, torch.nn.Module] | None = None  # the iteration the rule picks so far
     for t in tqdm(range(1, iterations + 1), desc="refine", unit="iter"):
         t0 = time.perf_counter()
@@ -229,8 +230,8 @@ def refine(
                       stacking=weights, seconds=time.perf_counter() - t0)
         history.append(rec)
         label_sets[t], scores[t], classifier_scores[t] = new, s, g
-        if best_model is None or rec.gold_accuracy["value"] > history[best_model[0]].gold_accuracy["value"]:
-            best_model = (t, res.model)
+        if first_model is None:
+            first_model = (t, res.model)
         if select_iteration(history, margin_se) == t:
             rule_model = (t, res.model)
         if new.min() == new.max():
@@ -248,8 +249,10 @@ def refine(
         chosen, (model_it, model) = history[-1].iteration, (history[-1].iteration, res.model)
     else:
         chosen = select_iteration(history, margin_se)
-        # when the judge (iteration 0) wins, the best trained classifier is still returned
-        model_it, model = rule_model if chosen > 0 and rule_model else best_model  # type: ignore[misc]
+        # When the judge (iteration 0) wins, the classifier is the one trained on the judge's labels: a later
+        # iteration's classifier was trained on labels the rule rejected, and once theta_p - theta_n has
+        # collapsed its scores are nearly flat, which GRPO's normalised advantages turn into noise.
+        model_it, model = rule_model if chosen > 0 and rule_model else first_model  # type: ignore[misc]
     return RefineResult(
         labels=label_sets[chosen],
         scores=scores.get(chosen, judge_scores),

@@ -78,7 +78,7 @@ def test_hurting_refinement_returns_the_judge_labels() -> None:
     accs = [r.gold_accuracy["value"] for r in res.history]
     assert accs[0] > max(accs[1:])  # the history shows refinement by the classifier alone hurting
     assert res.selected == 0 and (res.labels == noisy).all()
-    assert res.model_iteration in (1, 2)  # the best trained classifier is still returned
+    assert res.model_iteration == 1  # the classifier trained on the judge's labels, not a rejected iteration's
     stacked = _run(x, y, noisy, iterations=2, flip_tol=0.0)  # the default stacks the judge's verdict back in
     assert min(r.gold_accuracy["value"] for r in stacked.history[1:]) >= accs[0] - 0.05
     assert (stacked.labels == y).mean() >= (noisy == y).mean() - 0.02
