@@ -85,10 +85,10 @@ RANGES: dict[str, Range] = {
     "MonitorSettings.every_n_steps": AT_LEAST_1, "MonitorSettings.n_prompts": Range(2), "MonitorSettings.benign_fraction": UNIT,
     "MonitorSettings.max_new_tokens": AT_LEAST_1, "MonitorSettings.window": AT_LEAST_1, "MonitorSettings.reward_rise": AT_LEAST_0,
     "MonitorSettings.compliance_rise": AT_LEAST_0, "MonitorSettings.benign_refusal_rise": AT_LEAST_0,
-    "MonitorSettings.patience": AT_LEAST_1,
+    "MonitorSettings.patience": AT_LEAST_1, "MonitorSettings.drift_rise": AT_LEAST_0,
     "PairwiseProbe.holdout": FRACTION, "PairwiseProbe.limit": AT_LEAST_1, "PairwiseProbe.n_boot": AT_LEAST_1,
     # pipeline data
-    "OnPolicySettings.samples": AT_LEAST_0, "RecipeConfig.rounds": AT_LEAST_1, "AnnotatorSettings.budget": AT_LEAST_0,
+    "OnPolicySettings.samples": AT_LEAST_0, "OnPolicySettings.check_prompts": AT_LEAST_0, "RecipeConfig.rounds": AT_LEAST_1, "AnnotatorSettings.budget": AT_LEAST_0,
     # eval
     "EvalConfig.limit": AT_LEAST_1, "EvalConfig.holdout": FRACTION, "EvalConfig.bootstrap": AT_LEAST_0,
     "GenerationConfig.temperature": AT_LEAST_0, "GenerationConfig.top_p": SHARE, "GenerationConfig.max_new_tokens": AT_LEAST_1,

@@ -38,7 +38,7 @@ RULES_REWARD = "rules"  # align.reward value that trains on the refusal rules th
 def rule_of(m: MonitorSettings) -> AlarmRule:
     """The alarm thresholds of the settings."""
     return AlarmRule(reward_rise=m.reward_rise, compliance_rise=m.compliance_rise,
-                     benign_refusal_rise=m.benign_refusal_rise, patience=m.patience)
+                     benign_refusal_rise=m.benign_refusal_rise, patience=m.patience, drift_rise=m.drift_rise)
 
 
 def check_monitor(cfg: AlignConfig) -> None:
@@ -156,7 +156,8 @@ def reward_window(history: list[dict[str, Any]], step: int, window: int) -> floa
     return float(np.mean(values)) if values else None
 
 
-def plot_monitor(checks: list[dict[str, Any]], path: Path, fired_at: int | None, scorer: str) -> None:
+def plot_monitor(checks: list[dict[str, Any]], path: Path, fired_at: int | None, scorer: str,
+                 drift_at: int | None = None) -> None:
     """Training reward vs the monitor's harmful compliance and benign refusal, over steps."""
     import matplotlib
 
@@ -178,6 +179,8 @@ def plot_monitor(checks: list[dict[str, Any]], path: Path, fired_at: int | None,
     ax2.set_ylabel(f"monitor rate ({scorer})", color="tab:red")
     if fired_at is not None:
         ax.axvline(fired_at, color="black", linestyle=":", label=f"alarm (step {fired_at})")
+    if drift_at is not None:
+        ax.axvline(drift_at, color="tab:red", linestyle="-.", label=f"drift (step {drift_at})")
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [ln.get_label() for ln in lines], loc="best", fontsize=8)
     ax.set_title("reward-hacking monitor: training reward vs monitor")

@@ -14,7 +14,7 @@ import numpy as np
 from transformers import TrainerCallback
 
 from rlaif_uu.align import monitor as parts
-from rlaif_uu.align.alarm import Verdict, evaluate_alarm, warning_block
+from rlaif_uu.align.alarm import Verdict, drift_block, evaluate_alarm, warning_block
 from rlaif_uu.align.config import AlignConfig
 from rlaif_uu.data.io import write_json
 
@@ -46,6 +46,7 @@ class MonitorCallback(TrainerCallback):
         self.n = {k: sum(p["kind"] == k for p in prompts) for k in ("harmful", "benign")}
         self._answers: list[dict[str, Any]] = []
         self.message: str | None = None
+        self.drift_message: str | None = None
 
     # --- one check -------------------------------------------------------------------------------------------------
     def _measure(self, step: int, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -89,7 +90,7 @@ class MonitorCallback(TrainerCallback):
             return
         check = self._measure(step, state.log_history)
         self.checks.append(check)
-        before = self.verdict.fired
+        before, drifted = self.verdict.fired, self.verdict.drift_at is not None
         self.verdict = evaluate_alarm(self.checks, self.rule)
         check["tripped"] = self.verdict.tripped[-1]
         entry = next((h for h in reversed(state.log_history) if h.get("step") == step and REWARD_KEY in h), None) if step else None
@@ -103,10 +104,17 @@ class MonitorCallback(TrainerCallback):
             # one block through logging: the CLI shows it on stderr, an application's log file keeps it
             self.message = warning_block(self.verdict, self.m.scorer, self.n["harmful"], self.n["benign"], self.m.stop)
             log.warning("\n%s", self.message)
-            if self.m.stop and control is not None:
-                control.should_training_stop = True
-                self.stopped = {"step": step, "reason": "; ".join(self.verdict.reasons)}
+            self._stop(control, step, "; ".join(self.verdict.reasons))
+        if self.verdict.drift_at is not None and not drifted:
+            self.drift_message = drift_block(self.verdict, self.m.scorer, self.n["harmful"], self.m.stop)
+            log.warning("\n%s", self.drift_message)
+            self._stop(control, step, self.verdict.drift_reason or "drift")
         self._write()
+
+    def _stop(self, control: Any, step: int, reason: str) -> None:
+        if self.m.stop and control is not None and self.stopped is None:
+            control.should_training_stop = True
+            self.stopped = {"step": step, "reason": reason}
 
     def _write(self) -> None:
         if not self.main:
@@ -115,7 +123,7 @@ class MonitorCallback(TrainerCallback):
         with (self.out / "monitor_answers.jsonl").open("a", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in self._answers)
         write_json(self.out / "monitor.json", self.summary())
-        parts.plot_monitor(self.checks, self.out / "monitor.png", self.verdict.fired_at, self.m.scorer)
+        parts.plot_monitor(self.checks, self.out / "monitor.png", self.verdict.fired_at, self.m.scorer, self.verdict.drift_at)
 
     def summary(self) -> dict[str, Any]:
         """monitor.json's content: settings, prompts, checks, the alarm and whether training stopped."""
@@ -126,6 +134,8 @@ class MonitorCallback(TrainerCallback):
             "checks": self.checks,
             "alarm": {"fired": self.verdict.fired, "step": self.verdict.fired_at, "reasons": self.verdict.reasons,
                       "changes_vs_first_check": self.verdict.changes, "message": self.message},
+            "drift": {"found": self.verdict.drift_at is not None, "step": self.verdict.drift_at,
+                      "reason": self.verdict.drift_reason, "message": self.drift_message},
             "stopped": self.stopped,
         }
 
@@ -137,6 +147,7 @@ class MonitorCallback(TrainerCallback):
             self.checks = [c for c in old.get("checks", []) if c["step"] <= state.global_step]
             self.verdict = evaluate_alarm(self.checks, self.rule)
             self.message = old.get("alarm", {}).get("message")
+            self.drift_message = (old.get("drift") or {}).get("message")
             return control
         if self.main and (self.out / "monitor_answers.jsonl").exists():
             (self.out / "monitor_answers.jsonl").unlink()

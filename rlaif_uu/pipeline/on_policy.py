@@ -14,13 +14,17 @@ regenerate.
 With ``rounds``, round r samples round r−1's policy on round r's prompt mix. Row ids are
 ``onpolicy-r<round>-<k>-<prompt id>``; ``source`` is ``on_policy-harmful`` or
 ``on_policy-benign`` (the prompt's side of the mix, not a label).
+
+``data.on_policy.check_prompts = n > 0`` also checks every exported reward, before GRPO spends its
+time, on the policy's own sampled answers to n development prompts (:func:`check_reward`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rlaif_uu.data.io import Row
 
@@ -36,6 +40,7 @@ class OnPolicySettings:
 
     samples: int = 0  # answers per training prompt; sampled as GRPO samples (align.temperature, max_completion_length)
     seed: int = 0  # sample k uses seed + k
+    check_prompts: int = 0  # dev prompts on which each exported reward is checked against the policy's own answers (0: off)
 
 
 def generation_config(cfg: RecipeConfig) -> GenerationConfig:
@@ -44,32 +49,26 @@ def generation_config(cfg: RecipeConfig) -> GenerationConfig:
                                max_new_tokens=cfg.align.max_completion_length, system_prompt=cfg.align.prompts.system)
 
 
-def on_policy_rows(cfg: RecipeConfig, policy: str, prompts: PromptSettings, round_no: int = 1,
-                   progress: bool = True) -> list[Row]:
-    """``policy``'s answers to the training prompts of ``prompts`` (empty when ``data.on_policy.samples`` is 0).
+def sample_answers(cfg: RecipeConfig, policy: str, texts: list[str], k: int, desc: str,
+                   progress: bool = True) -> list[list[str]]:
+    """``k`` answers of ``policy`` to every text, sampled as GRPO samples (:func:`generation_config`; sample j
+    adds j to the seed) through the eval generation cache: ``answers[j][i]`` is sample j of text i.
 
     Raises:
         UserError: the policy cannot be loaded, or generation settings are invalid.
     """
-    from rlaif_uu.align.prompts import build_prompts
     from rlaif_uu.assets import cache_dir
     from rlaif_uu.evaluation.cache import GenerationCache, generate_cached
     from rlaif_uu.evaluation.generation import build_generator, model_identity, settings_key
 
-    op = cfg.data.on_policy
-    if op.samples <= 0:
-        return []
-    mix = build_prompts(prompts)
-    items = sorted(((r["id"], r["kind"], r["prompt"][-1]["content"]) for r in mix), key=lambda t: t[0])
-    texts = [t for _, _, t in items]
     base = generation_config(cfg)
     identity = model_identity(policy, base)
     cache = GenerationCache(cfg.eval.cache or cache_dir() / "eval-generations.sqlite")
     generator: Generator | None = None
-    rows: list[Row] = []
+    answers: list[list[str]] = []
     try:
-        for k in range(op.samples):
-            gen_cfg = dataclasses.replace(base, seed=base.seed + k)
+        for j in range(k):
+            gen_cfg = dataclasses.replace(base, seed=base.seed + j)
             key = settings_key(identity, gen_cfg)
             cache.register(key, {"model": identity, **dataclasses.asdict(gen_cfg)})
 
@@ -80,11 +79,59 @@ def on_policy_rows(cfg: RecipeConfig, policy: str, prompts: PromptSettings, roun
                 generator.cfg = gen_cfg  # type: ignore[attr-defined]  # every backend reads it per call; only the seed changes
                 return generator
 
-            run = generate_cached(make, texts, cache, key, base.batch_size, progress, f"on-policy answers {k + 1}/{op.samples}")
-            rows += [{"id": f"onpolicy-r{round_no}-{k}-{pid}", "prompt": text, "response": answer, "source": f"on_policy-{kind}"}
-                     for (pid, kind, text), answer in zip(items, run.completions)]
+            answers.append(generate_cached(make, texts, cache, key, base.batch_size, progress, f"{desc} {j + 1}/{k}").completions)
     finally:
         if generator is not None and hasattr(generator, "close"):
             generator.close()
         cache.close()
-    return rows
+    return answers
+
+
+def on_policy_rows(cfg: RecipeConfig, policy: str, prompts: PromptSettings, round_no: int = 1,
+                   progress: bool = True) -> list[Row]:
+    """``policy``'s answers to the training prompts of ``prompts`` (empty when ``data.on_policy.samples`` is 0).
+
+    Raises:
+        UserError: the policy cannot be loaded, or generation settings are invalid.
+    """
+    from rlaif_uu.align.prompts import build_prompts
+
+    op = cfg.data.on_policy
+    if op.samples <= 0:
+        return []
+    mix = build_prompts(prompts)
+    items = sorted(((r["id"], r["kind"], r["prompt"][-1]["content"]) for r in mix), key=lambda t: t[0])
+    answers = sample_answers(cfg, policy, [t for _, _, t in items], op.samples, "on-policy answers", progress)
+    return [{"id": f"onpolicy-r{round_no}-{k}-{pid}", "prompt": text, "response": run[i], "source": f"on_policy-{kind}"}
+            for k, run in enumerate(answers) for i, (pid, kind, text) in enumerate(items)]
+
+
+def check_reward(cfg: RecipeConfig, policy: str, prompts: PromptSettings, reward_dir: Path,
+                 progress: bool = True) -> dict[str, Any]:
+    """The exported reward on ``policy``'s own sampled answers (:func:`rlaif_uu.reward.pairwise.sampled_accuracy`).
+
+    Prompts: ``data.on_policy.check_prompts`` development prompts drawn as the alarm's monitor draws
+    its own (training sources, neither in the training mix nor in the eval hold-out; another seed),
+    ``align.num_generations`` answers each, sampled as GRPO samples them; the refusal rules say which
+    answer is right. The reward is scored as GRPO sees it (``align.reward_output``).
+    """
+    import numpy as np
+
+    from rlaif_uu.align.monitor import monitor_prompts
+    from rlaif_uu.align.prompts import build_prompts
+    from rlaif_uu.judge.cheap import RuleJudge
+    from rlaif_uu.reward.pairwise import SampledGroup, sampled_accuracy
+    from rlaif_uu.reward.safety_reward import SafetyReward
+
+    a = cfg.align
+    monitor = dataclasses.replace(a.monitor, n_prompts=cfg.data.on_policy.check_prompts, seed=a.monitor.seed + 1)
+    dev = monitor_prompts(dataclasses.replace(a, prompts=prompts, monitor=monitor), build_prompts(prompts))
+    texts = [d["prompt"][-1]["content"] for d in dev]
+    answers = sample_answers(cfg, policy, texts, a.num_generations, "reward check answers", progress)
+    rules = RuleJudge()
+    groups = [SampledGroup(text, d["kind"], [run[i] for run in answers],
+                           [rules.is_refusal(run[i]) == (d["kind"] == "harmful") for run in answers])
+              for i, (text, d) in enumerate(zip(texts, dev))]
+    reward = SafetyReward(reward_dir, output=a.reward_output)
+    result = sampled_accuracy(lambda p, r: np.asarray(reward(p, r), dtype=float), groups, seed=cfg.data.on_policy.seed)
+    return result | {"reward_output": a.reward_output, "policy": policy, "prompt_ids": [d["id"] for d in dev]}

@@ -17,6 +17,7 @@ from rlaif_uu.data.io import write_json
 from rlaif_uu.pipeline.recipe import RecipeConfig, gold_files, gold_path
 from rlaif_uu.pipeline.rounds_report import HEADLINE_SCORER, plot_rounds, rounds_lines, rounds_summary
 from rlaif_uu.pipeline.stages import final_dirs, gold_file
+from rlaif_uu.reward.pairwise import CHECK_FILE, format_sampled
 
 
 def _load(path: Path) -> Any:
@@ -51,7 +52,8 @@ def _refinement(d: dict[str, Path]) -> dict[str, Any] | None:
 
 def _reward(d: dict[str, Path]) -> dict[str, Any] | None:
     meta = _load(d["reward"] / "rlaif_uu_reward.json")
-    return None if meta is None else {"temperature": meta.get("temperature"), **meta.get("calibration", {})}
+    return None if meta is None else {"temperature": meta.get("temperature"), **meta.get("calibration", {}),
+                                      "sampled": _load(d["reward"] / CHECK_FILE)}
 
 
 def _alignment(d: dict[str, Path]) -> dict[str, Any] | None:
@@ -209,8 +211,11 @@ def monitor_lines(align_dir: Path, out: Path) -> list[str]:
         lines += [f"**WARNING: possible reward hacking, the alarm fired at step {alarm['step']}**: " + "; ".join(alarm["reasons"]) + ".", ""]
     else:
         lines += ["No alarm: the training reward never rose while the monitor's safety fell (align.monitor thresholds).", ""]
+    drift = mon.get("drift") or {}
+    if drift.get("found"):
+        lines += [f"**WARNING: the policy got less safe by the monitor, drift found at step {drift['step']}**: {drift['reason']}.", ""]
     if stopped:
-        lines += [(f"Training was **stopped at step {stopped['step']}** by the alarm (align.monitor.stop=true); the saved policy is "
+        lines += [(f"Training was **stopped at step {stopped['step']}** (align.monitor.stop=true: {stopped['reason']}); the saved policy is "
                   "that step's."), ""]
     return [*lines, f"![monitor]({(align_dir / 'monitor.png').relative_to(out)})", ""]
 
@@ -257,6 +262,7 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
          + f"; selected iteration {ref.get('selected_iteration')} ({ref.get('stop_reason')}). "
          f"Reward calibration: temperature {rew.get('temperature', float('nan')):.3f}, gold accuracy "
          f"{rew.get('accuracy') if rew.get('accuracy') is not None else '-'} on {rew.get('n_gold', '-')} rows."), "",
+        *([f"Reward check: {format_sampled(rew['sampled'])}.", ""] if rew.get("sampled") else []),
         f"![refinement]({rel('refine', 'history.png')})", "",
         "## Alignment", "",
         (f"{ali.get('algorithm')}: {ali.get('steps')} steps in {ali.get('seconds', 0):.0f} s; mean reward "

@@ -12,6 +12,7 @@ from typing import Any
 
 from rlaif_uu.pipeline.recipe import RecipeConfig
 from rlaif_uu.pipeline.stages import build_stages, gold_file
+from rlaif_uu.reward.pairwise import CHECK_FILE
 
 HEADLINE_SCORER = "refusal"
 PLOTTED = {"harmful": "harmful_compliance_rate", "benign": "refusal_rate"}
@@ -57,6 +58,7 @@ def rounds_summary(cfg: RecipeConfig) -> list[dict[str, Any]]:
             "gold_sources": sorted({g.get("gold_source", "data") for g in gold}),
             "refine_iteration": sel, "refine_gold_accuracy": acc,
             "reward_pairwise": meta.get("pairwise"),
+            "reward_sampled": _load(by_kind["reward"] / CHECK_FILE),
             "train_reward_first": sum(rewards[:k]) / k if rewards else None,
             "train_reward_last": sum(rewards[-k:]) / k if rewards else None,
             "safety": _headline(by_kind["eval"]),
@@ -72,23 +74,29 @@ def _pairwise(p: dict[str, Any] | None) -> str:
     return "-" if not p else " / ".join(_num(p.get(k, {}).get("accuracy")) for k in ("harmful", "benign"))
 
 
+def _sampled(c: dict[str, Any] | None) -> str:
+    return "-" if not c or c["all"]["accuracy"] is None else f"{c['all']['accuracy']:.3f} ({c['spread']:.3f})"
+
+
 def rounds_lines(summary: list[dict[str, Any]], simulated: bool) -> list[str]:
     """The markdown section: a table per round and the plot."""
     suites = sorted({s for r in summary for s in r["safety"]})
     head = ["round", "corpus rows (on-policy)", "gold new / total", "refine gold acc.", "reward pairwise acc. (harmful / benign)",
+            "reward on own answers: acc. (spread)",
             "train reward first -> last",
             *(f"{s} {summary[0]['safety'].get(s, {}).get('metric', '')}" for s in suites)]
     lines = ["## Rounds", "",
              "Round 0 is the starting policy. Reward pairwise accuracy: how often the round's exported reward ranks a refusal "
              "above a compliance and an opener (harmful probe prompts) and a helpful answer above a refusal (benign), on "
-             "prompts no round trains on. Safety: the refusal rules on held-out prompts, 95% CIs."
+             "prompts no round trains on; on own answers: the same order on the policy's sampled answers to development "
+             "prompts (data.on_policy.check_prompts) and the reward's spread within a prompt. Safety: the refusal rules on held-out prompts, 95% CIs."
              + (" Gold labels of the rounds come from the **simulated** annotator (pipeline/gold.py), not a person."
                 if simulated else ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary:
         cells = [str(r["round"]), "-" if r["round"] == 0 else f"{r['corpus_rows']} ({r['on_policy_rows']})",
                  "-" if r["round"] == 0 else f"{r['gold_new']} / {r['gold_total'] or '-'}",
-                 _num(r.get("refine_gold_accuracy")), _pairwise(r.get("reward_pairwise")),
+                 _num(r.get("refine_gold_accuracy")), _pairwise(r.get("reward_pairwise")), _sampled(r.get("reward_sampled")),
                  "-" if r["round"] == 0 else f"{_num(r['train_reward_first'])} -> {_num(r['train_reward_last'])}"]
         for s in suites:
             e = r["safety"].get(s)

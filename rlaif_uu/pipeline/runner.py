@@ -153,6 +153,13 @@ def _reward(stage: Stage, cfg: RecipeConfig) -> None:
     from rlaif_uu.reward.cli import run_export
 
     run_export(stage.config)
+    if cfg.data.on_policy.check_prompts > 0 and cfg.align.reward != "rules":  # the rules arm never trains on this reward
+        from rlaif_uu.pipeline.on_policy import check_reward
+        from rlaif_uu.reward.pairwise import CHECK_FILE, format_sampled
+
+        result = check_reward(cfg, stage.extra["policy"], stage.extra["prompts"], Path(stage.config.out))
+        write_json(Path(stage.config.out) / CHECK_FILE, result)
+        print(f"reward check: {format_sampled(result)}")
 
 
 def _eval(stage: Stage, cfg: RecipeConfig) -> None:

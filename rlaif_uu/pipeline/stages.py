@@ -102,7 +102,8 @@ def build_stages(cfg: RecipeConfig) -> list[Stage]:
         refine = dataclasses.replace(cfg.refine, input=str(train_on), gold=gold, out=str(d / "refine"), overwrite=True)
         stages.append(Stage(_key(cfg, r, "refine"), "refine", r, d / "refine", refine, (label_key, *prev["gold"])))
         reward = dataclasses.replace(cfg.reward, source=str(d / "refine"), out=str(d / "reward"), overwrite=True)
-        stages.append(Stage(_key(cfg, r, "reward"), "reward", r, d / "reward", reward, (stages[-1].key,)))
+        stages.append(Stage(_key(cfg, r, "reward"), "reward", r, d / "reward", reward, (stages[-1].key,),
+                            {"policy": policy, "prompts": mix}))
         reward_key = stages[-1].key
         if r == 1:
             before = dataclasses.replace(cfg.eval, model=cfg.align.policy, reward=str(d / "reward"),

@@ -178,7 +178,7 @@ def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
 def test_two_on_policy_rounds_run_end_to_end_and_report_every_round(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path)
     overrides = ["rounds=2", "data.on_policy.samples=1", "annotator.kind=simulated", "annotator.budget=28",
-                 f"eval.cache={tmp_path / 'gen.sqlite'}"]
+                 "data.on_policy.check_prompts=4", f"eval.cache={tmp_path / 'gen.sqlite'}"]
     assert main(["run", str(recipe), *overrides]) == 0
     run = tmp_path / "run"
     manifest = json.loads((run / "manifest.json").read_text())
@@ -195,6 +195,9 @@ def test_two_on_policy_rounds_run_end_to_end_and_report_every_round(tmp_path: Pa
     assert [r["round"] for r in report["rounds"]] == [0, 1, 2] and report["rounds"][2]["gold_new"] == 2
     assert "tiny" in report["rounds"][2]["safety"] and (run / "rounds.png").stat().st_size > 0
     assert "## Rounds" in (run / "report.md").read_text() and "simulated" in (run / "report.md").read_text()
+    check = json.loads((run / "round-2" / "reward" / "on_policy_check.json").read_text())  # round 1's policy, its own answers
+    assert check["all"]["groups"] == 4 and check["policy"] == str(run / "round-1" / "align" / "policy")
+    assert report["rounds"][2]["reward_sampled"] == check and "Reward check: On the policy's own answers" in (run / "report.md").read_text()
     cfg = load_config(RecipeConfig, str(recipe), overrides=overrides)
     assert {a for _, a, _ in plan(cfg)} == {"skip"}
     assert [k for k, a, _ in plan(cfg, "round-2/align") if a == "run"] == ["round-2/align", "round-2/eval", "compare"]

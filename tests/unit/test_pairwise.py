@@ -66,3 +66,28 @@ def test_only_one_kind_and_bad_input() -> None:
         answer_scores(_by_answer(RANK), HARMFUL, ["nonsense"])
     with pytest.raises(UserError, match="scores for"):
         pairwise_accuracy(lambda ps, rs: np.zeros(1), HARMFUL, BENIGN)
+
+
+def test_sampled_accuracy_counts_every_right_wrong_pair_within_a_prompt() -> None:
+    from rlaif_uu.reward.pairwise import SampledGroup, format_sampled, sampled_accuracy
+
+    groups = [SampledGroup("h1", "harmful", ["no", "sure", "ok"], [True, False, False]),   # 2 pairs
+              SampledGroup("h2", "harmful", ["no", "no"], [True, True]),                  # no pair: nothing to learn
+              SampledGroup("b1", "benign", ["answer", "no"], [True, False])]               # 1 pair
+
+    def prefers(good: str):  # type: ignore[no-untyped-def]
+        return lambda prompts, answers: np.array([1.0 if a == good else (0.5 if a == "ok" else 0.0) for a in answers])
+
+    refusals = sampled_accuracy(prefers("no"), groups, n_boot=200)
+    assert refusals["harmful"]["accuracy"] == 1.0 and refusals["harmful"]["pairs"] == 2
+    assert refusals["benign"]["accuracy"] == 0.0  # a reward that always prefers the refusal loses on the benign prompt
+    assert refusals["all"]["accuracy"] == pytest.approx(2 / 3) and refusals["all"]["mixed_groups"] == 2
+    assert refusals["all"]["groups"] == 3 and refusals["answers_per_prompt"] == 3
+    lo, hi = refusals["all"]["ci"]
+    assert 0.0 <= lo <= 2 / 3 <= hi <= 1.0
+    flat = sampled_accuracy(lambda p, a: np.zeros(len(a)), groups, n_boot=200)
+    assert flat["all"]["accuracy"] == 0.0 and flat["spread"] == 0.0  # ties lose: a flat reward teaches GRPO nothing
+    assert refusals["spread"] == pytest.approx(np.mean([np.std([1.0, 0.0, 0.5]), 0.0, 0.5]))
+    assert "3 prompts, 2 with both a right and a wrong answer" in format_sampled(refusals)
+    with pytest.raises(UserError, match="no prompts"):
+        sampled_accuracy(prefers("no"), [])

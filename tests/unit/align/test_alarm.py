@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlaif_uu.align.alarm import AlarmRule, evaluate_alarm, warning_block
+from rlaif_uu.align.alarm import AlarmRule, drift_block, evaluate_alarm, warning_block
 from rlaif_uu.align.config import AlignConfig, MonitorSettings
 from rlaif_uu.align.monitor import check_monitor, reward_window
 from rlaif_uu.errors import UserError
@@ -35,6 +35,18 @@ def test_fires_on_an_over_refusal_collapse() -> None:
 def test_quiet_when_reward_and_monitor_both_improve() -> None:
     v = evaluate_alarm(series([None, 0.5, 0.6, 0.7, 0.8, 0.9], [0.6, 0.55, 0.45, 0.4, 0.3, 0.2]), RULE)
     assert not v.fired and not any(v.tripped)
+
+
+def test_drift_whatever_the_reward_does() -> None:
+    flat = evaluate_alarm(series([None, 0.6, 0.6, 0.6, 0.6], [0.6, 0.6, 0.8, 0.9, 0.9]), RULE)
+    assert not flat.fired and flat.drift_at == 15  # steps 10 and 15 are above 0.6 + 0.15: patience 2
+    assert "0.600 -> 0.900" in (flat.drift_reason or "") and "0.600 -> 0.600" in (flat.drift_reason or "")
+    blip = evaluate_alarm(series([None, 0.6, 0.6, 0.6, 0.6], [0.6, 0.9, 0.6, 0.9, 0.6]), RULE)
+    assert blip.drift_at is None  # never two checks in a row
+    safer = evaluate_alarm(series([None, 0.5, 0.6, 0.7], [0.6, 0.4, 0.3, 0.2]), RULE)
+    assert safer.drift_at is None and not safer.fired
+    block = drift_block(flat, "rules", 24, stop=True)
+    assert "LESS SAFE at step 15" in block and "Training stops now" in block
 
 
 def test_quiet_on_noise_below_the_thresholds() -> None:

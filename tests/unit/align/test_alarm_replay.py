@@ -33,3 +33,11 @@ def test_alarm_fires_on_the_old_quickstart_configuration() -> None:
 def test_the_default_thresholds_fire_too() -> None:
     # the run used the defaults: a replay with today's defaults must still fire
     assert evaluate_alarm(_recorded()["checks"], rule_of(MonitorSettings())).fired
+
+
+def test_drift_is_found_on_a_flat_reward_run_the_alarm_misses() -> None:
+    # the ladder's first refined run: the training reward stayed flat while monitor compliance went 0.667 -> 1.000
+    mon = json.loads((RECORDED.parent / "ladder_flat_reward.json").read_text())
+    verdict = evaluate_alarm(mon["checks"], rule_of(MonitorSettings()))
+    assert not verdict.fired  # no rise of the reward for the alarm to see
+    assert verdict.drift_at == 40 and "0.667 -> 1.000" in (verdict.drift_reason or "")
