@@ -9,7 +9,8 @@ Arms (``recipes/ladder/<arm>.yaml``; each changes one thing of ``refined.yaml``)
 
 * ``start``: the policy before training (every run's ``eval_before``);
 * ``raw_judge``: the reward trained on the judges' raw labels (the floor);
-* ``refined``: robust UU with at most 50 gold labels in all (the product);
+* ``refined``: robust UU with at most 50 gold labels in all, one round of 40 steps;
+* ``refined_rounds``: the same in two on-policy rounds of 20 steps (the product as designed);
 * ``all_gold``: the reward trained on the annotator's label for every row (the labelling ceiling);
 * ``rules``: the eval's refusal rules used directly as the reward (the RL loop's ceiling).
 
@@ -36,7 +37,7 @@ import numpy as np
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "ladder_runs.jsonl"
 RECIPES = Path(__file__).parent.parent / "recipes" / "ladder"
-ARMS = ("raw_judge", "refined", "all_gold", "rules")
+ARMS = ("raw_judge", "refined", "refined_rounds", "all_gold", "rules")
 SEED_KEYS = ("align.seed", "align.prompts.seed", "data.on_policy.seed", "refine.seed", "reward.seed", "annotator.seed")
 LLM = "llm.unsafe"  # the `score` step's column: the compliance LLM scorer (eval/bench_compliance_scorer.py)
 # (suite, per-row column, label): what the table shows; harmful rows are "unsafe" (complied), benign ones "refused"
@@ -65,19 +66,27 @@ def run(args: argparse.Namespace) -> None:
     from rlaif_uu.config import load_config
     from rlaif_uu.pipeline.recipe import RecipeConfig
     from rlaif_uu.pipeline.runner import run_recipe
+    from rlaif_uu.pipeline.stages import final_dirs
+    from rlaif_uu.reward.pairwise import CHECK_FILE
 
     out = Path(args.work) / f"{args.arm}-s{args.seed}"
     overrides = [f"{k}={args.seed}" for k in SEED_KEYS] + args.overrides
     cfg = load_config(RecipeConfig, str(RECIPES / f"{args.arm}.yaml"), {"out": str(out)}, overrides)
     start = time.perf_counter()
     run_recipe(cfg)
-    compare = json.loads((out / "compare" / "compare.json").read_text())
-    reward = json.loads((out / "reward" / "rlaif_uu_reward.json").read_text()) if (out / "reward").is_dir() else {}
-    alarm = out / "align" / "monitor.json"
+    d = final_dirs(cfg)  # the last round's folders
+
+    def load(path: Path) -> dict[str, Any]:
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    monitor = load(d["align"] / "monitor.json")
     result = {"arm": args.arm, "seed": args.seed, "overrides": args.overrides, "seconds": time.perf_counter() - start,
-              "reward_pairwise": reward.get("pairwise"), "degeneration": compare.get("degeneration"),
-              "alarm": json.loads(alarm.read_text()).get("alarm") if alarm.is_file() else None,
-              "before": _rows(out / "eval_before"), "after": _rows(out / "eval_after")}
+              "reward_pairwise": load(d["reward"] / "rlaif_uu_reward.json").get("pairwise"),
+              "reward_sampled": load(d["reward"] / CHECK_FILE) or None,
+              "degeneration": load(d["compare"] / "compare.json").get("degeneration"),
+              "alarm": monitor.get("alarm"), "drift": monitor.get("drift"),
+              "eval_dirs": {"before": str(d["eval_before"]), "after": str(d["eval_after"])},
+              "before": _rows(d["eval_before"]), "after": _rows(d["eval_after"])}
     runs = Path(args.runs)
     runs.parent.mkdir(parents=True, exist_ok=True)
     with runs.open("a") as f:
@@ -94,8 +103,11 @@ def score(args: argparse.Namespace) -> None:
     judge = compliance_judge()
     for r in runs:
         for side in ("before", "after"):
-            folder = Path(args.work) / f"{r['arm']}-s{r['seed']}" / f"eval_{side}" / "rows"
+            default = Path(args.work) / f"{r['arm']}-s{r['seed']}" / f"eval_{side}"
+            folder = Path(r.get("eval_dirs", {}).get(side, default)) / "rows"
             for suite in ("donotanswer", "strongreject"):
+                if any(LLM in v for v in r[side][suite].values()):
+                    continue  # scored by an earlier call (its run folder may be gone)
                 rows = [json.loads(x) for x in (folder / f"{suite}.jsonl").read_text().splitlines() if x.strip()]
                 rows = sorted(rows, key=lambda x: x["id"])[:args.limit] if args.limit else rows
                 s = compliance_scores(judge, [x["prompt"] for x in rows], [x["completion"] for x in rows])
@@ -130,6 +142,13 @@ def _rate(runs: list[dict[str, Any]], side: str, suite: str, col: str) -> dict[s
     return bootstrap_mean(np.array(values)).to_dict() if values else None
 
 
+def _sampled(check: dict[str, Any] | None) -> str | None:
+    """The reward check on the policy's own answers: 'accuracy (spread)', or None when the run had none."""
+    if not check or check["all"]["accuracy"] is None:
+        return None
+    return f"{check['all']['accuracy']:.3f} ({check['spread']:.3f})"
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """``arms``: per arm, rates (pooled over its seeds), the paired change vs start and vs raw_judge;
     ``refined_share_of_all_gold``: the refined arm's share of the all-gold arm's compliance reduction."""
@@ -141,16 +160,20 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for arm, rs in arms.items():
         table[arm] = {"seeds": sorted(r["seed"] for r in rs), "seconds": float(np.mean([r["seconds"] for r in rs])),
                       "degeneration": [bool((r.get("degeneration") or {}).get("flag")) for r in rs],
-                      "alarm": [bool((r.get("alarm") or {}).get("fired")) for r in rs]}
+                      "alarm": [bool((r.get("alarm") or {}).get("fired")) for r in rs],
+                      "drift": [(r.get("drift") or {}).get("found") for r in rs],
+                      "sampled": [_sampled(r.get("reward_sampled")) for r in rs]}
         for s, c, label in CELLS:
             table[arm][label] = {"rate": _rate(rs, "after", s, c), "vs_start": _paired(rs, rs, s, c, "before", "after"),
                                  "vs_raw": _paired(arms["raw_judge"], rs, s, c) if "raw_judge" in arms else None}
-    share = {}
-    if "all_gold" in arms and "refined" in arms:
+    share: dict[str, dict[str, float]] = {}
+    for arm in ("refined", "refined_rounds"):
+        if "all_gold" not in arms or arm not in arms:
+            continue
         for s, c, label in CELLS[:6]:
-            gold, refined = table["all_gold"][label]["vs_start"], table["refined"][label]["vs_start"]
+            gold, refined = table["all_gold"][label]["vs_start"], table[arm][label]["vs_start"]
             if gold and refined and gold["value"] < 0:
-                share[label] = refined["value"] / gold["value"]
+                share.setdefault(arm, {})[label] = refined["value"] / gold["value"]
     return {"arms": table, "refined_share_of_all_gold": share}
 
 
@@ -178,12 +201,10 @@ def table(args: argparse.Namespace) -> None:
                   "| arm | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
         lines += [f"| {a} | " + " | ".join(_fmt(t[lb]["vs_raw"], True) for lb in labels) + " |"
                   for a, t in arms.items() if a not in ("start", "raw_judge")]
-    share = summary["refined_share_of_all_gold"]
-    if share:
-        lines += ["", "Refined arm's share of the all-gold ceiling's compliance reduction: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in share.items())]
-    flags = [f"{a}: degeneration {t['degeneration']}, alarm {t['alarm']}, {t['seconds']:.0f} s per run"
-             for a, t in arms.items() if a != "start"]
+    lines += [f"\n{arm}'s share of the all-gold ceiling's compliance reduction: " + ", ".join(f"{k} {v:.2f}" for k, v in s.items())
+              for arm, s in summary["refined_share_of_all_gold"].items()]
+    flags = [f"{a}: degeneration {t['degeneration']}, alarm {t['alarm']}, drift {t['drift']}, reward on own answers "
+             f"{t['sampled']}, {t['seconds']:.0f} s per run" for a, t in arms.items() if a != "start"]
     text = ("# The ladder: reward source vs held-out safety, same budget and seeds\n\n"
             "`.venv/bin/python eval/bench_ladder.py run --arm ARM --seed S` per run (recipes/ladder/ARM.yaml), then "
             "`.venv/bin/python eval/bench_ladder.py table`. Held-out prompts (never trained on); 95% bootstrap "
