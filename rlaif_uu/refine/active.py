@@ -1,5 +1,5 @@
 """Active learning with a human budget after LAUD (Wu et al., 2025, "LAUD: Integrating Large Language
-Models with Active Learning for Unlabeled Data"; seed 003).
+Models with Active Learning for Unlabeled Data").
 
 LAUD's loop: the LLM labels everything zero-shot (cold start), a classifier trains on those labels,
 a query strategy picks rows for a person, their labels replace the LLM's, the classifier retrains,

@@ -1,4 +1,5 @@
-"""Iterative robust-UU label refinement (seed 000/001, with the fixes listed in DESIGN.md).
+"""Iterative robust-UU label refinement (Asano, Kozuno & Baba, "Self Iterative Label Refinement via Robust
+Unlabeled Learning", arXiv:2502.12565), with gold-row priors, selection and judge stacking added.
 
 Iteration t (1..K):
   1. priors θp, θn, π re-estimated from the gold rows under the current labels;

@@ -1,6 +1,6 @@
 """Risks for learning a harm classifier g from two pseudo-labelled sets.
 
-Notation (DESIGN.md "The method"): positive = harmful. P̃ is the set the judge
+Notation (as in arXiv:2502.12565): positive = harmful. P̃ is the set the judge
 called harmful, Ñ the set it called safe. θp = P(harmful | P̃), θn =
 P(harmful | Ñ), π = P(harmful) in the target distribution, Δ = θp − θn.
 The surrogate loss is the sigmoid loss ℓ(z, y) = σ(−y·z), so

@@ -1,4 +1,4 @@
-"""Neighbourhood label refinement after SiDyP (Shah et al., 2025, arXiv:2505.19675; seed 002).
+"""Neighbourhood label refinement after SiDyP (Shah et al., 2025, arXiv:2505.19675).
 
 Steps (the paper's Sec. 3, without its simplex diffusion model, see below):
 

@@ -72,7 +72,7 @@ def predict(backbone: Backbone, model: torch.nn.Module, rows: np.ndarray, desc: 
     """Logits for the given rows, in batches, without gradients.
 
     A 4-bit model stays in train mode with its dropout modules switched off: a forward
-    pass in ``eval()`` mode breaks later NF4 + LoRA training for good (DESIGN.md, traps).
+    pass in ``eval()`` mode breaks later NF4 + LoRA training for good (measured here with bitsandbytes on CPU).
     """
     was_training = model.training
     quantized = _is_4bit(model)
