@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from rlaif_uu.reward.pairwise import CHECK_FILE, sampled_cell
+
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "ladder_runs.jsonl"
 RECIPES = Path(__file__).parent.parent / "recipes" / "ladder"
@@ -67,7 +69,6 @@ def run(args: argparse.Namespace) -> None:
     from rlaif_uu.pipeline.recipe import RecipeConfig
     from rlaif_uu.pipeline.runner import run_recipe
     from rlaif_uu.pipeline.stages import final_dirs
-    from rlaif_uu.reward.pairwise import CHECK_FILE
 
     out = Path(args.work) / f"{args.arm}-s{args.seed}"
     overrides = [f"{k}={args.seed}" for k in SEED_KEYS] + args.overrides
@@ -142,13 +143,6 @@ def _rate(runs: list[dict[str, Any]], side: str, suite: str, col: str) -> dict[s
     return bootstrap_mean(np.array(values)).to_dict() if values else None
 
 
-def _sampled(check: dict[str, Any] | None) -> str | None:
-    """The reward check on the policy's own answers: 'accuracy (spread)', or None when the run had none."""
-    if not check or check["all"]["accuracy"] is None:
-        return None
-    return f"{check['all']['accuracy']:.3f} ({check['spread']:.3f})"
-
-
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """``arms``: per arm, rates (pooled over its seeds), the paired change vs start and vs raw_judge;
     ``refined_share_of_all_gold``: the refined arm's share of the all-gold arm's compliance reduction."""
@@ -162,7 +156,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                       "degeneration": [bool((r.get("degeneration") or {}).get("flag")) for r in rs],
                       "alarm": [bool((r.get("alarm") or {}).get("fired")) for r in rs],
                       "drift": [(r.get("drift") or {}).get("found") for r in rs],
-                      "sampled": [_sampled(r.get("reward_sampled")) for r in rs]}
+                      "sampled": [sampled_cell(r.get("reward_sampled")) for r in rs]}
         for s, c, label in CELLS:
             table[arm][label] = {"rate": _rate(rs, "after", s, c), "vs_start": _paired(rs, rs, s, c, "before", "after"),
                                  "vs_raw": _paired(arms["raw_judge"], rs, s, c) if "raw_judge" in arms else None}

@@ -12,7 +12,7 @@ from typing import Any
 
 from rlaif_uu.pipeline.recipe import RecipeConfig
 from rlaif_uu.pipeline.stages import build_stages, gold_file
-from rlaif_uu.reward.pairwise import CHECK_FILE
+from rlaif_uu.reward.pairwise import CHECK_FILE, sampled_cell
 
 HEADLINE_SCORER = "refusal"
 PLOTTED = {"harmful": "harmful_compliance_rate", "benign": "refusal_rate"}
@@ -74,10 +74,6 @@ def _pairwise(p: dict[str, Any] | None) -> str:
     return "-" if not p else " / ".join(_num(p.get(k, {}).get("accuracy")) for k in ("harmful", "benign"))
 
 
-def _sampled(c: dict[str, Any] | None) -> str:
-    return "-" if not c or c["all"]["accuracy"] is None else f"{c['all']['accuracy']:.3f} ({c['spread']:.3f})"
-
-
 def rounds_lines(summary: list[dict[str, Any]], simulated: bool) -> list[str]:
     """The markdown section: a table per round and the plot."""
     suites = sorted({s for r in summary for s in r["safety"]})
@@ -96,7 +92,7 @@ def rounds_lines(summary: list[dict[str, Any]], simulated: bool) -> list[str]:
     for r in summary:
         cells = [str(r["round"]), "-" if r["round"] == 0 else f"{r['corpus_rows']} ({r['on_policy_rows']})",
                  "-" if r["round"] == 0 else f"{r['gold_new']} / {r['gold_total'] or '-'}",
-                 _num(r.get("refine_gold_accuracy")), _pairwise(r.get("reward_pairwise")), _sampled(r.get("reward_sampled")),
+                 _num(r.get("refine_gold_accuracy")), _pairwise(r.get("reward_pairwise")), sampled_cell(r.get("reward_sampled")) or "-",
                  "-" if r["round"] == 0 else f"{_num(r['train_reward_first'])} -> {_num(r['train_reward_last'])}"]
         for s in suites:
             e = r["safety"].get(s)

@@ -153,11 +153,13 @@ def sampled_accuracy(reward: RewardFn, groups: Sequence[SampledGroup], n_boot: i
     """
     if not groups:
         raise UserError("the sampled-answer check has no prompts")
+    sizes = [len(g.answers) for g in groups]
+    flat = np.asarray(reward([g.prompt for g in groups for _ in g.answers], [a for g in groups for a in g.answers]),
+                      dtype=float)  # one call: the reward batches every answer of every group
+    if flat.shape != (sum(sizes),):
+        raise UserError(f"the reward returned {flat.shape} scores for {sum(sizes)} answers")
     wins_, pairs_, kinds, spreads = [], [], [], []
-    for g in groups:
-        scores = np.asarray(reward([g.prompt] * len(g.answers), g.answers), dtype=float)
-        if scores.shape != (len(g.answers),):
-            raise UserError(f"the reward returned {scores.shape} scores for {len(g.answers)} answers")
+    for g, scores in zip(groups, np.split(flat, np.cumsum(sizes)[:-1]), strict=True):
         right = np.asarray(g.right, dtype=bool)
         diff = scores[right][:, None] - scores[~right][None, :]
         wins_.append(float((diff > 0).sum()))
@@ -178,7 +180,14 @@ def sampled_accuracy(reward: RewardFn, groups: Sequence[SampledGroup], n_boot: i
                 "pairs": int(n[mask].sum()), "mixed_groups": int((n[mask] > 0).sum()), "groups": int(mask.sum())}
 
     return {"all": summary(np.ones(len(k), dtype=bool)), "harmful": summary(k == "harmful"), "benign": summary(k == "benign"),
-            "spread": float(np.mean(spreads)), "answers_per_prompt": max(len(g.answers) for g in groups)}
+            "spread": float(np.mean(spreads)), "answers_per_prompt": max(sizes)}
+
+
+def sampled_cell(result: dict[str, Any] | None) -> str | None:
+    """A table cell: ``'accuracy (spread)'`` of :func:`sampled_accuracy`, or None without a result or a pair."""
+    if not result or result["all"]["accuracy"] is None:
+        return None
+    return f"{result['all']['accuracy']:.3f} ({result['spread']:.3f})"
 
 
 def format_sampled(result: dict[str, Any]) -> str:
