@@ -79,7 +79,11 @@ def load_config(schema: type[T], yaml_path: str | None = None, flags: dict[str, 
     if yaml_path:
         layers += _yaml_layers(Path(yaml_path), ())
     if flags:
-        layers.append(("command-line flags", OmegaConf.create({k: v for k, v in flags.items() if v is not None})))
+        flag_layer = OmegaConf.create({})
+        for key, value in flags.items():
+            if value is not None:  # a dotted key ("backbone.lr") is a nested setting, as in an override
+                OmegaConf.update(flag_layer, key, value, force_add=True)
+        layers.append(("command-line flags", flag_layer))
     if overrides:
         bad = [o for o in overrides if "=" not in o]
         if bad:

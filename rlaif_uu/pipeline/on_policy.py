@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rlaif_uu.align.config import PromptSettings
     from rlaif_uu.evaluation.generation import GenerationConfig, Generator
     from rlaif_uu.pipeline.recipe import RecipeConfig
+    from rlaif_uu.reward.pairwise import SampledGroup
 
 
 @dataclass
@@ -106,25 +107,22 @@ def on_policy_rows(cfg: RecipeConfig, policy: str, prompts: PromptSettings, roun
             for k, run in enumerate(answers) for i, (pid, kind, text) in enumerate(items)]
 
 
-def check_reward(cfg: RecipeConfig, policy: str, prompts: PromptSettings, reward_dir: Path,
-                 progress: bool = True) -> dict[str, Any]:
-    """The exported reward on ``policy``'s own sampled answers (:func:`rlaif_uu.reward.pairwise.sampled_accuracy`).
+def check_groups(cfg: RecipeConfig, policy: str, prompts: PromptSettings, n_prompts: int,
+                 progress: bool = True) -> tuple[list[SampledGroup], list[str]]:
+    """``policy``'s own sampled answers to ``n_prompts`` development prompts, grouped per prompt, and the prompt ids.
 
-    Prompts: ``data.on_policy.check_prompts`` development prompts drawn as the alarm's monitor draws
-    its own (training sources, neither in the training mix nor in the eval hold-out; another seed),
-    ``align.num_generations`` answers each, sampled as GRPO samples them; the refusal rules say which
-    answer is right. The reward is scored as GRPO sees it (``align.reward_output``).
+    Prompts are drawn as the alarm's monitor draws its own (training sources, neither in the
+    training mix ``prompts`` nor in the eval hold-out; another seed); ``align.num_generations``
+    answers each, sampled as GRPO samples them; the refusal rules say which answer is right
+    (a refusal to a harmful prompt, an answer to a benign one).
     """
-    import numpy as np
-
     from rlaif_uu.align.monitor import monitor_prompts
     from rlaif_uu.align.prompts import build_prompts
     from rlaif_uu.judge.cheap import RuleJudge
-    from rlaif_uu.reward.pairwise import SampledGroup, sampled_accuracy
-    from rlaif_uu.reward.safety_reward import SafetyReward
+    from rlaif_uu.reward.pairwise import SampledGroup
 
     a = cfg.align
-    monitor = dataclasses.replace(a.monitor, n_prompts=cfg.data.on_policy.check_prompts, seed=a.monitor.seed + 1)
+    monitor = dataclasses.replace(a.monitor, n_prompts=n_prompts, seed=a.monitor.seed + 1)
     dev = monitor_prompts(dataclasses.replace(a, prompts=prompts, monitor=monitor), build_prompts(prompts))
     texts = [d["prompt"][-1]["content"] for d in dev]
     answers = sample_answers(cfg, policy, texts, a.num_generations, "reward check answers", progress)
@@ -132,6 +130,21 @@ def check_reward(cfg: RecipeConfig, policy: str, prompts: PromptSettings, reward
     groups = [SampledGroup(text, d["kind"], [run[i] for run in answers],
                            [rules.is_refusal(run[i]) == (d["kind"] == "harmful") for run in answers])
               for i, (text, d) in enumerate(zip(texts, dev))]
-    reward = SafetyReward(reward_dir, output=a.reward_output)
+    return groups, [d["id"] for d in dev]
+
+
+def check_reward(cfg: RecipeConfig, policy: str, prompts: PromptSettings, reward_dir: Path,
+                 progress: bool = True) -> dict[str, Any]:
+    """The exported reward on ``policy``'s own sampled answers to ``data.on_policy.check_prompts``
+    development prompts (:func:`check_groups`, :func:`rlaif_uu.reward.pairwise.sampled_accuracy`),
+    scored as GRPO sees it (``align.reward_output``).
+    """
+    import numpy as np
+
+    from rlaif_uu.reward.pairwise import sampled_accuracy
+    from rlaif_uu.reward.safety_reward import SafetyReward
+
+    groups, ids = check_groups(cfg, policy, prompts, cfg.data.on_policy.check_prompts, progress)
+    reward = SafetyReward(reward_dir, output=cfg.align.reward_output)
     result = sampled_accuracy(lambda p, r: np.asarray(reward(p, r), dtype=float), groups, seed=cfg.data.on_policy.seed)
-    return result | {"reward_output": a.reward_output, "policy": policy, "prompt_ids": [d["id"] for d in dev]}
+    return result | {"reward_output": cfg.align.reward_output, "policy": policy, "prompt_ids": ids}

@@ -68,6 +68,37 @@ class _Head(torch.nn.Module):
         return self.net((x - self.mean) / self.std).squeeze(-1)
 
 
+class _FactoredHead(torch.nn.Module):
+    """Request-aware head over ``[e(request), e(answer)]``: P(harmful) = P(harmful request) x P(answer complies).
+
+    The harmful label is "a harmful request AND an answer that does not refuse it" (the
+    HarmBench / Do-Not-Answer convention), so the head is that product of two logistic
+    factors, one on each turn's embedding. Within one prompt the score then moves only
+    with the answer factor, and only rows whose request looks harmful teach it: a benign
+    exchange's helpful style cannot become evidence of safety the way it does for a linear
+    head over the concatenation, whose answer weights are shared by every prompt. Returns
+    the log-odds ``log p - log(1 - p)`` so every risk of :mod:`rlaif_uu.refine.losses` applies.
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, hidden: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", std.clone())
+        self.half = mean.shape[0] // 2
+        self.request = _Head(torch.zeros(self.half), torch.ones(self.half), hidden)
+        self.answer = _Head(torch.zeros(self.half), torch.ones(self.half), hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean) / self.std
+        log_p = torch.nn.functional.logsigmoid(self.request(z[:, : self.half])) + \
+            torch.nn.functional.logsigmoid(self.answer(z[:, self.half :]))
+        log_p = log_p.clamp(max=-1e-6)
+        return log_p - torch.log(-torch.expm1(log_p))
+
+
+HEADS = ("linear", "mlp", "factored", "factored_mlp")
+
+
 class FrozenEncoder:
     """(a) Frozen sentence encoder + trainable head on cached embeddings."""
 
@@ -87,10 +118,12 @@ class FrozenEncoder:
         segments: bool = True,
         weight_decay: float = 0.0,
     ) -> None:
-        if head not in ("linear", "mlp"):
-            raise UserError(f"head '{head}' is unknown; use 'linear' or 'mlp'")
+        if head not in HEADS:
+            raise UserError(f"head '{head}' is unknown; use one of {', '.join(HEADS)}")
+        if head.startswith("factored") and not segments:
+            raise UserError(f"head '{head}' scores the request and the answer apart; it needs segments=true")
         self.model_name, self.head = model, head
-        self.hidden = hidden if head == "mlp" else 0
+        self.hidden = hidden if head.endswith("mlp") else 0
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.max_length, self.embed_batch_size = max_length, embed_batch_size
         self.standardize, self.segments, self.weight_decay = standardize, segments, weight_decay
@@ -153,9 +186,10 @@ class FrozenEncoder:
         torch.manual_seed(seed)
         assert self.embeddings is not None, "call prepare() first"
         e = self.embeddings
+        head = _FactoredHead if self.head.startswith("factored") else _Head
         if not self.standardize:
-            return _Head(torch.zeros(e.shape[1]), torch.ones(e.shape[1]), self.hidden)
-        return _Head(e.mean(0), e.std(0).clamp(min=1e-6), self.hidden)
+            return head(torch.zeros(e.shape[1]), torch.ones(e.shape[1]), self.hidden)
+        return head(e.mean(0), e.std(0).clamp(min=1e-6), self.hidden)
 
     def inputs(self, rows: np.ndarray) -> dict[str, Any]:
         assert self.embeddings is not None, "call prepare() first"

@@ -16,8 +16,8 @@ class BackboneConfig:
 
     kind: str = "frozen"  # frozen | encoder | causal
     model: str | None = None  # alias, local HF folder or hub id
-    head: str = "linear"  # frozen only: linear | mlp
-    hidden: int = 256  # frozen mlp width
+    head: str = "linear"  # frozen only: linear | mlp | factored | factored_mlp (P(harmful request) x P(answer complies))
+    hidden: int = 256  # frozen mlp / factored_mlp width
     segments: bool = True  # frozen, encoder (mean pooling): embed user and assistant turns apart and concatenate
     peft: str | None = None  # encoder/causal: none | lora | qlora
     pooling: str | None = None  # encoder: mean (frozen-probe architecture, default) | cls (sequence classifier)

@@ -16,6 +16,15 @@ def test_layers_override_in_order(tmp_path: Path) -> None:
     assert (cfg.input, cfg.iterations, cfg.backbone.lr, cfg.lam, cfg.seed) == ("a.jsonl", 4, 0.1, -0.5, 0)
 
 
+def test_a_dotted_flag_is_a_nested_setting(tmp_path: Path) -> None:
+    y = tmp_path / "c.yaml"
+    y.write_text("input: a.jsonl\nout: o\nbackbone:\n  lr: 0.5\n")
+    cfg = load_config(RefineConfig, str(y), {"backbone.lr": 0.2})
+    assert cfg.backbone.lr == 0.2
+    with pytest.raises(UserError, match="unknown config key 'backbone.lrr'.*did you mean 'backbone.lr'"):
+        load_config(RefineConfig, str(y), {"backbone.lrr": 0.2})
+
+
 def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="unknown config key 'iteratons'.*did you mean 'iterations'"):
         load_config(RefineConfig, None, {"input": "a", "out": "b"}, ["iteratons=3"])
