@@ -13,17 +13,7 @@ from rlaif_uu.errors import UserError
 from rlaif_uu.refine.backbones import FrozenEncoder, _FactoredHead
 from rlaif_uu.refine.classify import train_on_labels
 from rlaif_uu.refine.train import predict
-
-
-class Features(FrozenEncoder):
-    """The real frozen head and training over given [request | answer] features instead of MiniLM."""
-
-    def __init__(self, features: np.ndarray, **kw: object) -> None:
-        super().__init__(model="synthetic", epochs=80, lr=1e-2, **kw)  # type: ignore[arg-type]
-        self.features = features
-
-    def prepare(self, texts: list[str]) -> None:
-        self.embeddings = torch.from_numpy(self.features.astype(np.float32))
+from tests.unit.refine.test_loop import SyntheticEncoder as Features  # the real head and training over given features
 
 
 def test_factored_logit_is_the_log_odds_of_the_product() -> None:
