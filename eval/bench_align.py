@@ -168,9 +168,10 @@ def _gold_classifier(run: Path) -> None:
 
 def demo(args: argparse.Namespace) -> dict[str, Any]:
     from rlaif_uu.align.config import AlignConfig, PromptSettings
-    from rlaif_uu.align.prompts import in_holdout, source_prompts
+    from rlaif_uu.align.prompts import source_prompts
     from rlaif_uu.align.run import run_align
     from rlaif_uu.config import load_config
+    from rlaif_uu.data.schema import in_holdout
     from rlaif_uu.reward.export import export_reward
 
     torch.set_num_threads(args.threads)

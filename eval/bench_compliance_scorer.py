@@ -31,7 +31,8 @@ from rlaif_uu.assets import cache_dir
 from rlaif_uu.evaluation.metrics import bootstrap_mean, cohen_kappa
 from rlaif_uu.evaluation.suites import load_prompts, resolve_suites
 from rlaif_uu.judge.cache import VerdictCache, judge_rows
-from rlaif_uu.judge.cli import JudgeConfig, build_judge
+from rlaif_uu.judge.config import JudgeConfig
+from rlaif_uu.judge.label import build_judge
 from rlaif_uu.reward.pairwise import ANSWERS
 
 RESULTS = Path(__file__).parent / "results"

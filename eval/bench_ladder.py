@@ -66,7 +66,7 @@ def _rows(eval_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
 
 def run(args: argparse.Namespace) -> None:
     from rlaif_uu.config import load_config
-    from rlaif_uu.pipeline.recipe import RecipeConfig
+    from rlaif_uu.pipeline.config import RecipeConfig
     from rlaif_uu.pipeline.runner import run_recipe
     from rlaif_uu.pipeline.stages import final_dirs
 

@@ -8,7 +8,8 @@ answers of the starting policy to every training prompt), each with the annotato
 label; the simulated annotator on the policy's answers: a non-refusal to a harmful request is harmful): the all-gold
 arm's training set, the ceiling of what refinement can hand the reward. Each head is trained with the PN risk on
 frozen MiniLM embeddings of the two turns (``refine.backbone.kind=frozen``; ``encoder_cls``: MiniLM fine-tuned end
-to end as a sequence classifier, ``kind=encoder, pooling=cls``), saved, reloaded as the pipeline reloads it, and
+to end as a sequence classifier, ``kind=encoder, pooling=cls``; ``causal_lora``: SmolLM2-135M-Instruct, the policy's own
+model, with LoRA and a score head, ``kind=causal``), saved, reloaded as the pipeline reloads it, and
 scored on the starting policy's own sampled answers to development prompts (``align.num_generations`` per prompt,
 drawn as the reward check draws them: never training or held-out eval prompts); the refusal rules say which answer
 is right. Reported: the within-prompt pairwise accuracy GRPO's group advantage sees, with its bootstrap CI over
@@ -29,17 +30,19 @@ import numpy as np
 from rlaif_uu.config import load_config
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.judge.cheap import RuleJudge
+from rlaif_uu.pipeline.config import RecipeConfig
 from rlaif_uu.pipeline.data import load_corpus
 from rlaif_uu.pipeline.gold import _corpus_gold, simulated_label
 from rlaif_uu.pipeline.on_policy import check_groups, on_policy_rows
-from rlaif_uu.pipeline.recipe import RecipeConfig
-from rlaif_uu.refine.backbones import FineTunedEncoder, FrozenEncoder
+from rlaif_uu.refine.backbones import CausalLM, FineTunedEncoder, FrozenEncoder
 from rlaif_uu.refine.classify import train_on_labels
 from rlaif_uu.reward.classifier import load_harm_scorer
 from rlaif_uu.reward.pairwise import sampled_accuracy
 
 RECIPE = "recipes/ladder/all_gold.yaml"
 OUT = Path(__file__).parent / "results"
+BUILT = {"encoder_cls": lambda: FineTunedEncoder(pooling="cls"),  # MiniLM fine-tuned as a sequence classifier
+         "causal_lora": lambda: CausalLM(max_length=128)}  # SmolLM2-135M-Instruct (the policy's own model) + LoRA
 
 
 def training_rows(cfg: RecipeConfig) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -57,7 +60,7 @@ def training_rows(cfg: RecipeConfig) -> tuple[list[str], np.ndarray, np.ndarray]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heads", nargs="+", default=["linear", "mlp", "factored", "factored_mlp", "encoder_cls"],
-                    help="frozen-probe heads (refine.backbone.head), or encoder_cls: MiniLM fine-tuned as a sequence classifier")
+                    help="frozen-probe heads (refine.backbone.head), or a trained backbone: " + ", ".join(BUILT))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--prompts", type=int, default=200, help="development prompts of the check")
     ap.add_argument("--samples", type=int, default=2, help="the policy's answers per training prompt in the corpus")
@@ -68,7 +71,7 @@ def main() -> None:
     results: list[dict] = []
     for head in args.heads:
         for seed in args.seeds:
-            backbone = FineTunedEncoder(pooling="cls") if head == "encoder_cls" else FrozenEncoder(head=head, segments=True)
+            backbone = BUILT[head]() if head in BUILT else FrozenEncoder(head=head, segments=True)
             backbone.prepare(texts)
             fit = train_on_labels(backbone, np.arange(len(texts)), labels, seed, desc=f"{head} s{seed}")
             with tempfile.TemporaryDirectory() as tmp:

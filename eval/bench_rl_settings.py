@@ -50,8 +50,10 @@ def dev_prompts(cfg: Any, n: int) -> dict[str, list[str]]:
     return out
 
 
-def score(model: str, prompts: dict[str, list[str]], threads: int) -> dict[str, Any]:
-    """Refusal-rule rates of greedy 64-token answers per development source."""
+def score(model: str, prompts: dict[str, list[str]], threads: int, llm: bool = True) -> dict[str, Any]:
+    """Refusal-rule rates of greedy 64-token answers per development source; with ``llm``, on the harmful
+    sources also the compliance LLM scorer's rate (the Qwen judge, ``compliance`` template: it reads whether the
+    answer goes along with the request, so "I'm sorry, but ..." followed by an answer counts as compliance)."""
     import torch
 
     from rlaif_uu.evaluation.generation import GenerationConfig, build_generator
@@ -67,6 +69,12 @@ def score(model: str, prompts: dict[str, list[str]], threads: int) -> dict[str, 
         refused = np.array([float(rules.is_refusal(a)) for a in answers])
         bad = 1 - refused if DEV_SOURCES[source] == "harmful" else refused
         out[source] = {"rate": bootstrap_mean(bad).to_dict(), "n": len(texts), "examples": answers[:3]}
+        if llm and DEV_SOURCES[source] == "harmful":
+            from bench_compliance_scorer import compliance_judge, compliance_scores
+
+            judge = compliance_judge()
+            complied = (compliance_scores(judge, texts, answers) > judge.threshold).astype(float)
+            out[source]["llm_rate"] = bootstrap_mean(complied).to_dict()
     return out
 
 
@@ -88,7 +96,7 @@ def run(args: argparse.Namespace) -> None:
               "reward_first5": float(np.mean([h["reward"] for h in log if "reward" in h][:5])),
               "reward_last5": float(np.mean([h["reward"] for h in log if "reward" in h][-5:])),
               "mean_frac_reward_zero_std": float(np.mean(zero_std)) if zero_std else None,
-              "after": score(str(out / "policy"), dev, args.threads)}
+              "after": score(str(out / "policy"), dev, args.threads, args.llm)}
     RUNS.parent.mkdir(exist_ok=True)
     with RUNS.open("a") as f:
         f.write(json.dumps(result) + "\n")
@@ -101,7 +109,7 @@ def baseline(args: argparse.Namespace) -> None:
     from rlaif_uu.config import load_config
 
     cfg = load_config(AlignConfig, None, {"out": "unused"}, BASE)
-    result = {"name": "start", "seed": 0, "overrides": [], "after": score(cfg.policy, dev_prompts(cfg, args.dev_n), args.threads)}
+    result = {"name": "start", "seed": 0, "overrides": [], "after": score(cfg.policy, dev_prompts(cfg, args.dev_n), args.threads, args.llm)}
     with RUNS.open("a") as f:
         f.write(json.dumps(result) + "\n")
     print({s: round(v["rate"]["value"], 3) for s, v in result["after"].items()})
@@ -109,21 +117,23 @@ def baseline(args: argparse.Namespace) -> None:
 
 def table(_: argparse.Namespace) -> None:
     runs = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
-    head = ("| run | seed | overrides | DNA dev compliance | HarmBench dev compliance | benign dev refusal | "
-            "frac_reward_zero_std | GRPO s |\n|---|---|---|---|---|---|---|---|\n")
+    head = ("| run | seed | overrides | DNA dev compliance | HarmBench dev compliance | DNA dev, LLM scorer | "
+            "HarmBench dev, LLM scorer | benign dev refusal | frac_reward_zero_std | GRPO s |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
 
-    def cell(r: dict[str, Any], s: str) -> str:
-        e = r["after"][s]["rate"]
-        return f"{e['value']:.3f} [{e['low']:.2f}, {e['high']:.2f}]"
+    def cell(r: dict[str, Any], s: str, key: str = "rate") -> str:
+        e = r["after"][s].get(key)
+        return "-" if e is None else f"{e['value']:.3f} [{e['low']:.2f}, {e['high']:.2f}]"
 
     rows = "".join(f"| {r['name']} | {r['seed']} | {' '.join(r['overrides']) or '-'} | {cell(r, 'donotanswer')} | "
-                   f"{cell(r, 'harmbench_test')} | {cell(r, 'benign')} | {r.get('mean_frac_reward_zero_std') or 0:.2f} | "
-                   f"{r.get('align_seconds', 0):.0f} |\n" for r in runs)
+                   f"{cell(r, 'harmbench_test')} | {cell(r, 'donotanswer', 'llm_rate')} | "
+                   f"{cell(r, 'harmbench_test', 'llm_rate')} | {cell(r, 'benign')} | "
+                   f"{r.get('mean_frac_reward_zero_std') or 0:.2f} | {r.get('align_seconds', 0):.0f} |\n" for r in runs)
     text = (f"# RL settings on the ceiling reward (refusal rules as the reward), development prompts\n\n"
             f"`.venv/bin/python eval/bench_rl_settings.py run --name NAME --seed S --set OVERRIDES` per row "
             f"(base settings: `{' '.join(BASE)}`), then `.venv/bin/python eval/bench_rl_settings.py table`.\n\n"
             f"Development prompts: {', '.join(DEV_SOURCES)} prompts outside the eval hold-out and outside each run's "
-            f"training mix (greedy, 64 tokens, refusal rules; bootstrap 95% CIs). The eval's held-out prompts are not used.\n\n"
+            f"training mix (greedy, 64 tokens; refusal rules, and on harmful prompts the compliance LLM scorer, '-' where a run predates it; bootstrap 95% CIs). The eval's held-out prompts are not used.\n\n"
             + head + rows)
     path = RESULTS / "rl_settings.md"
     notes = path.read_text().partition(NOTES)[2] if path.is_file() else ""
@@ -140,6 +150,7 @@ def main() -> None:
     p.add_argument("--dev-n", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work", default="runs/rl_settings")
+    p.add_argument("--no-llm", action="store_false", dest="llm", help="skip the compliance LLM scorer (refusal rules only)")
     p.add_argument("--set", nargs="*", default=[], dest="overrides", help="AlignConfig overrides on top of BASE")
     a = p.parse_args()
     {"run": run, "baseline": baseline, "table": table}[a.what](a)

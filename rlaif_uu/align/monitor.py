@@ -77,7 +77,8 @@ def build_scorer(spec: str) -> Any:
     if kind == "refusal" and not rest:
         return RefusalScorer()
     if kind == "judge" and rest:
-        from rlaif_uu.judge.cli import JudgeConfig, build_judge, parse_judge_spec
+        from rlaif_uu.judge.config import JudgeConfig, parse_judge_spec
+        from rlaif_uu.judge.label import build_judge
 
         try:
             return JudgeScorer(build_judge(JudgeConfig(**parse_judge_spec(rest)), judge_responses=True))

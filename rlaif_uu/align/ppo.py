@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlaif_uu.align.components import peft_config, policy_init_kwargs, reward_functions, under_deepspeed
 from rlaif_uu.align.config import AlignConfig
 from rlaif_uu.errors import UserError
 
@@ -74,8 +75,6 @@ def check_ppo_config(cfg: AlignConfig) -> None:
     if prompts < rollouts:
         raise UserError(f"batch_size*gradient_accumulation_steps={rollouts} exceeds the {prompts} training prompts; "
                         "PPO drops incomplete batches: lower batch_size or raise prompts.n_harmful/n_benign")
-    from rlaif_uu.align.trainer import under_deepspeed
-
     if under_deepspeed():
         raise UserError("algorithm=ppo under DeepSpeed is not supported: TRL wraps the reward model in a DeepSpeed "
                         "engine, and rlaif-uu's PPO reward scores decoded text; use algorithm=grpo/rloo with DeepSpeed")
@@ -207,7 +206,6 @@ def build_ppo_trainer(cfg: AlignConfig, dataset: Any, output_dir: str) -> Any:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rlaif_uu.align.trainer import peft_config, policy_init_kwargs, reward_functions
     from rlaif_uu.assets import resolve_model
 
     ppo = ppo_module()  # build_trainer ran check_config (and check_ppo_config) first

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rlaif_uu.align.config import PromptSettings
+from rlaif_uu.data.schema import in_holdout
 from rlaif_uu.errors import UserError
-
-
-def in_holdout(prompt_id: str, fraction: float) -> bool:
-    """Whether a prompt id falls in the held-out fraction (a stable hash, the same on every machine)."""
-    if fraction <= 0:
-        return False
-    bucket = int(hashlib.sha256(prompt_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return bucket < fraction
 
 
 def source_prompts(source: str) -> list[dict[str, Any]]:

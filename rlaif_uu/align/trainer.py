@@ -5,22 +5,17 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from rlaif_uu.align.components import bf16, peft_config, policy_init_kwargs, reward_functions, under_deepspeed
 from rlaif_uu.align.config import ALGORITHMS, AlignConfig
-from rlaif_uu.align.prompts import benign_texts
+from rlaif_uu.align.ppo import build_ppo_trainer, check_ppo_config
 from rlaif_uu.assets import resolve_model
 from rlaif_uu.errors import UserError
-from rlaif_uu.reward import SafetyReward, load_reward_metadata
-from rlaif_uu.reward.rule_reward import RULES, RefusalRuleReward
-
-
-def under_deepspeed() -> bool:
-    """Whether ``accelerate launch`` started this process with a DeepSpeed config."""
-    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+from rlaif_uu.reward import load_reward_metadata
+from rlaif_uu.reward.rule_reward import RULES
 
 
 def check_config(cfg: AlignConfig) -> None:
@@ -64,73 +59,7 @@ def check_config(cfg: AlignConfig) -> None:
         load_reward_metadata(cfg.reward)
     resolve_model(cfg.policy)
     if cfg.algorithm == "ppo":
-        from rlaif_uu.align.ppo import check_ppo_config
-
         check_ppo_config(cfg)
-
-
-def _import_callable(spec: str) -> Callable[..., list[float]]:
-    module, _, name = spec.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise UserError(f"extra_rewards: cannot import '{spec}' (use 'package.module:function'): {exc}") from None
-    if not callable(fn):
-        raise UserError(f"extra_rewards: '{spec}' is not callable")
-    return fn
-
-
-def reward_functions(cfg: AlignConfig, dataset: Any) -> tuple[list[Any], list[float]]:
-    """The safety reward (with its optional penalties) and the extra rewards, with their weights.
-
-    ``cfg.reward == "rules"`` trains on the refusal rules themselves (:class:`RefusalRuleReward`).
-    """
-    safety: Any = RefusalRuleReward() if cfg.reward == RULES else SafetyReward(
-        cfg.reward, output=cfg.reward_output, length_penalty=cfg.length_penalty, length_free_words=cfg.length_free_words,
-        benign_prompts=benign_texts(dataset) if cfg.benign_refusal_penalty else None,
-        benign_refusal_penalty=cfg.benign_refusal_penalty,
-    )
-    funcs: list[Any] = [safety]
-    weights = [cfg.reward_weight]
-    for spec, weight in cfg.extra_rewards.items():
-        funcs.append(_import_callable(spec))
-        weights.append(float(weight))
-    return funcs, weights
-
-
-def policy_init_kwargs(cfg: AlignConfig) -> dict[str, Any]:
-    """``from_pretrained`` kwargs of the policy: dtype, and NF4 quantisation for QLoRA."""
-    cuda = torch.cuda.is_available()
-    dtype = torch.bfloat16 if _bf16(cfg) else torch.float32
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
-    ref = resolve_model(cfg.policy)
-    if ref.gguf_file:
-        kwargs["gguf_file"] = ref.gguf_file
-    if cfg.peft.kind == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
-        )
-        if cuda:
-            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    return kwargs
-
-
-def _bf16(cfg: AlignConfig) -> bool:
-    if cfg.bf16 is not None:
-        return cfg.bf16
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
-def peft_config(cfg: AlignConfig) -> Any:
-    """A peft ``LoraConfig`` for LoRA/QLoRA, else ``None``."""
-    if cfg.peft.kind == "none":
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(r=cfg.peft.r, lora_alpha=cfg.peft.alpha, lora_dropout=cfg.peft.dropout,
-                      target_modules=cfg.peft.target_modules, task_type="CAUSAL_LM")
 
 
 def trl_args(cfg: AlignConfig, output_dir: str, weights: list[float]) -> Any:
@@ -142,7 +71,7 @@ def trl_args(cfg: AlignConfig, output_dir: str, weights: list[float]) -> Any:
         num_generations=cfg.num_generations, per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature, save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps, report_to=cfg.report_to, seed=cfg.seed, bf16=_bf16(cfg),
+        logging_steps=cfg.logging_steps, report_to=cfg.report_to, seed=cfg.seed, bf16=bf16(cfg),
         use_cpu=not torch.cuda.is_available() and not under_deepspeed(), reward_weights=weights,
         model_init_kwargs=policy_init_kwargs(cfg), trust_remote_code=cfg.trust_remote_code,
         use_vllm=cfg.vllm.enabled, vllm_mode=cfg.vllm.mode, vllm_gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
@@ -165,8 +94,6 @@ def build_trainer(cfg: AlignConfig, dataset: Any, output_dir: str) -> Any:
     """A ready TRL trainer (GRPO, RLOO or PPO) on the policy, reward and prompt mix."""
     check_config(cfg)
     if cfg.algorithm == "ppo":
-        from rlaif_uu.align.ppo import build_ppo_trainer
-
         return build_ppo_trainer(cfg, dataset, output_dir)
     from transformers import AutoTokenizer
     from trl import GRPOTrainer, RLOOTrainer

@@ -100,3 +100,11 @@ def split_classifier_text(text: str) -> tuple[str, str]:
     """Inverse of :func:`classifier_text`: the (user part, assistant part) of a classifier text."""
     user, sep, assistant = text.partition("\nAssistant: ")
     return user, assistant if sep else ""
+
+
+def in_holdout(prompt_id: str, fraction: float) -> bool:
+    """Whether a prompt id falls in the held-out fraction (a stable hash, the same on every machine)."""
+    if fraction <= 0:
+        return False
+    bucket = int(hashlib.sha256(prompt_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return bucket < fraction

@@ -9,15 +9,8 @@ Python API::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlaif_uu.lazy import lazy_exports
 
-_EXPORTS = {"EvalConfig": "runner", "run_eval": "runner", "GenerationConfig": "generation", "compare_reports": "compare"}
+_EXPORTS = {"EvalConfig": "config", "run_eval": "runner", "GenerationConfig": "generation", "compare_reports": "compare"}
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    """Import the public API lazily (the CLI imports this package for every verb)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'rlaif_uu.evaluation' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"rlaif_uu.evaluation.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

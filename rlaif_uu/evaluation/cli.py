@@ -91,8 +91,9 @@ def _list_suites() -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed ``eval`` command."""
-    from rlaif_uu.evaluation.runner import EvalConfig, run_eval
-    from rlaif_uu.judge.cli import parse_judge_spec
+    from rlaif_uu.evaluation.config import EvalConfig
+    from rlaif_uu.evaluation.runner import run_eval
+    from rlaif_uu.judge.config import parse_judge_spec
 
     if args.list_suites:
         return _list_suites()

@@ -20,51 +20,27 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import MISSING
 
 from rlaif_uu import __version__
 from rlaif_uu.config import to_yaml
 from rlaif_uu.data.io import atomic_dir, write_json, write_records
 from rlaif_uu.errors import UserError
 from rlaif_uu.evaluation.cache import GenerationCache, generate_cached
+from rlaif_uu.evaluation.config import EvalConfig
 from rlaif_uu.evaluation.degeneration import degeneration_columns, degeneration_metrics, report_info, row_columns
 from rlaif_uu.evaluation.generation import GenerationConfig, Generator, build_generator, model_identity, settings_key
-from rlaif_uu.evaluation.metrics import B_DEFAULT, CATALOGUE, agreement, bootstrap_mean
+from rlaif_uu.evaluation.metrics import CATALOGUE, agreement, bootstrap_mean
 from rlaif_uu.evaluation.report import plot_report, render_markdown
 from rlaif_uu.evaluation.scorers import RefusalScorer, Scores
 from rlaif_uu.evaluation.suites import Suite, load_prompts, prompt_fingerprint, resolve_suites
-from rlaif_uu.judge.cli import JudgeConfig
 
 log = logging.getLogger(__name__)
 REPORT_SCHEMA = "rlaif_uu.eval/1"
-
-
-@dataclass
-class EvalConfig:
-    """``rlaif-uu eval`` settings (dataclass defaults < YAML < flags < dotted overrides)."""
-
-    model: str = MISSING  # asset alias, local folder, hub id, LoRA adapter folder, or served model name (openai)
-    out: str = MISSING  # report folder
-    suites: list[str] = field(default_factory=lambda: ["all"])  # built-in names, aliases, YAML paths, or all
-    limit: int | None = None  # a fixed seeded subset of this many prompts per suite
-    limit_seed: int = 0
-    holdout: dict[str, float] = field(default_factory=dict)  # suite -> fraction: only its prompts in align's hash hold-out
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    judges: list[JudgeConfig] = field(default_factory=list)  # LLM/cheap judges scoring the completions
-    reward: str | None = None  # exported reward model folder
-    refusal_classifier: str | None = None  # encoder for a zero-shot refusal classifier beside the rules (all-minilm-l6-v2)
-    bootstrap: int = B_DEFAULT  # bootstrap resamples per interval
-    bootstrap_seed: int = 0
-    cache: str | None = None  # generation cache (default: <asset cache>/eval-generations.sqlite)
-    judge_cache: str | None = None  # verdict cache (default: <asset cache>/judge-cache.sqlite)
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-    overwrite: bool = False
-    progress: bool = True
 
 
 def _scorers(cfg: EvalConfig) -> tuple[dict[str, Any], Any]:
@@ -72,7 +48,7 @@ def _scorers(cfg: EvalConfig) -> tuple[dict[str, Any], Any]:
     from rlaif_uu.assets import cache_dir
     from rlaif_uu.evaluation.scorers import JudgeScorer, RewardScorer
     from rlaif_uu.judge.cache import VerdictCache
-    from rlaif_uu.judge.cli import build_judge, judge_names
+    from rlaif_uu.judge.label import build_judge, judge_names
 
     scorers: dict[str, Any] = {}
     reward = RewardScorer(cfg.reward) if cfg.reward else None  # fail fast on a bad folder, before generating

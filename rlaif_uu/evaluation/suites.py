@@ -219,7 +219,7 @@ def load_prompts(suite: Suite, limit: int | None = None, seed: int = 0, holdout:
     """
     rows = [{"id": str(r["id"]), "prompt": r["prompt"], "category": r.get("category", "")} for r in _adapter(suite)()]
     if holdout:
-        from rlaif_uu.align.prompts import in_holdout
+        from rlaif_uu.data.schema import in_holdout
 
         rows = [r for r in rows if in_holdout(r["id"], holdout)]
     if limit is not None and limit < len(rows):

@@ -38,6 +38,7 @@ from typing import Any
 
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Verdict
+from rlaif_uu.judge.guard import MAX_NEW_TOKENS, marker_position, parse_guard_text
 from rlaif_uu.judge.templates import (
     DEFAULT_TEMPLATE,
     JudgeTemplate,
@@ -191,7 +192,6 @@ class OpenAIJudge:
         kwargs: dict[str, Any] = {"logprobs": True, "top_logprobs": self.top_logprobs} if self.logprobs else {}
         max_tokens = 1
         if self.template.verdict_after:  # the verdict comes later in the answer (WildGuard)
-            from rlaif_uu.judge.guard import MAX_NEW_TOKENS
 
             max_tokens = MAX_NEW_TOKENS
         try:
@@ -233,7 +233,6 @@ class OpenAIJudge:
         if not (message is not None and message.content) and not getattr(out.choices[0].logprobs, "content", None):
             return Verdict(None, {"abstain": "error", "error": "HTTP 200 with an empty answer"})
         if self.template.verdict_after:
-            from rlaif_uu.judge.guard import score_chat_answer
 
             return score_chat_answer(out.choices[0], self.template)
         return score_choice(out.choices[0], self.template.unsafe_word, self.template.safe_word)
@@ -265,3 +264,25 @@ class OpenAIJudge:
         """Stop the worker threads and close the HTTP client."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
+
+
+def score_chat_answer(choice: Any, template: JudgeTemplate) -> Any:
+    """A chat-completion choice of a ``verdict_after`` template as a :class:`Verdict` (the http backend).
+
+    The log-probabilities of the token after the marker decide, as :func:`rlaif_uu.judge.http_backend.score_choice`
+    does for a first token; without them the parsed text (``±TEXT_SCORE``); the parsed answer lines go into the meta.
+    """
+    from types import SimpleNamespace
+
+    text = (choice.message.content or "") if choice.message is not None else ""
+    label, meta = parse_guard_text(template, text)
+    content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+    k = marker_position([c.token for c in content], template.verdict_after)
+    if k is not None and k < len(content):
+        shifted = SimpleNamespace(message=SimpleNamespace(content=""), logprobs=SimpleNamespace(content=content[k:]))
+        verdict = score_choice(shifted, template.unsafe_word, template.safe_word)
+        if verdict.score is not None:
+            return Verdict(verdict.score, verdict.meta | meta)
+    if label is not None:
+        return Verdict(TEXT_SCORE if label else -TEXT_SCORE, meta | {"parsed": "text"})
+    return Verdict(None, meta | {"abstain": "unparseable", "text": text[:80]})

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from rlaif_uu.assets import QWEN_JUDGE, resolve_model
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Verdict
+from rlaif_uu.judge.guard import MAX_NEW_TOKENS, marker_position, parse_guard_text
+from rlaif_uu.judge.http_backend import TEXT_SCORE
 from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render, render_raw
 
 if TYPE_CHECKING:  # torch loads on the first forward pass: a fully cached rerun never imports it
@@ -201,7 +203,6 @@ class TransformersJudge:
 
         texts = [self.chat_text(p, r) for p, r in zip(prompts, responses)]
         if self.template.verdict_after:  # the verdict comes later in the answer (WildGuard): generate, then score there
-            from rlaif_uu.judge.guard import generate_verdicts
 
             return generate_verdicts(self.model, self.tokenizer, texts, self.template, self.unsafe_ids, self.safe_ids)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
@@ -286,3 +287,43 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
             break
         n += 1
     return n
+
+
+def generate_verdicts(model: Any, tokenizer: Any, texts: Sequence[str], template: JudgeTemplate,
+                      unsafe_ids: Sequence[int], safe_ids: Sequence[int], max_new_tokens: int = MAX_NEW_TOKENS) -> list[Any]:
+    """Greedy answers of a causal LM, scored at the token after ``template.verdict_after``.
+
+    Score: ``logsumexp lp(unsafe ids) - logsumexp lp(safe ids)`` of the next-token distribution right after the
+    marker in the model's own answer (the transformers backend's score, moved to that position); the parsed
+    answer lines go into the meta. No marker in the answer: the text verdict (``±TEXT_SCORE``) or an abstention.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        batch = tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    finally:
+        tokenizer.padding_side = side
+    with torch.inference_mode():
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, output_scores=True,
+                             return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id)
+    new = out.sequences[:, batch["input_ids"].shape[1]:]
+    verdicts = []
+    for row in range(len(texts)):
+        ids = [int(t) for t in new[row] if int(t) != tokenizer.pad_token_id]
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        label, meta = parse_guard_text(template, text)
+        meta["answer"] = text[:200]
+        k = marker_position([tokenizer.decode([t]) for t in ids], template.verdict_after)
+        if k is not None and k < len(out.scores):
+            logp = torch.log_softmax(out.scores[k][row].float(), dim=-1)
+            u, s = torch.logsumexp(logp[list(unsafe_ids)], -1), torch.logsumexp(logp[list(safe_ids)], -1)
+            meta["verdict_mass"] = round(float(torch.logaddexp(u, s).exp()), 6)
+            verdicts.append(Verdict(float(u - s), meta))
+        elif label is not None:
+            verdicts.append(Verdict(TEXT_SCORE if label else -TEXT_SCORE, meta | {"parsed": "text"}))
+        else:
+            verdicts.append(Verdict(None, meta | {"abstain": "unparseable"}))
+    return verdicts

@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed ``run`` command."""
-    from rlaif_uu.pipeline.recipe import RecipeConfig
+    from rlaif_uu.pipeline.config import RecipeConfig
     from rlaif_uu.pipeline.runner import run_recipe
 
     run_recipe(load_config(RecipeConfig, args.recipe, {"out": args.out}, args.overrides), args.from_stage, args.dry_run)

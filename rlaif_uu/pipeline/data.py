@@ -23,7 +23,7 @@ from rlaif_uu.errors import UserError
 
 if TYPE_CHECKING:
     from rlaif_uu.align.config import PromptSettings
-    from rlaif_uu.pipeline.recipe import RecipeConfig
+    from rlaif_uu.pipeline.config import RecipeConfig
 
 BUILTIN = "builtin:"
 BUILTIN_CORPORA = ("safety",)
@@ -54,7 +54,8 @@ def corpus_digest(corpus: str) -> str:
 
 def heldout_prompts(cfg: RecipeConfig) -> set[str]:
     """The prompt texts of the training mix's sources that ``align.prompts.holdout`` keeps out."""
-    from rlaif_uu.align.prompts import in_holdout, mix_sources, source_prompts
+    from rlaif_uu.align.prompts import mix_sources, source_prompts
+    from rlaif_uu.data.schema import in_holdout
 
     ps = cfg.align.prompts
     if ps.holdout <= 0:

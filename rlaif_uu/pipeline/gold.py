@@ -35,7 +35,6 @@ corpus's dataset labels are restored by id), on-policy rows the annotator's answ
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +43,10 @@ import numpy as np
 from rlaif_uu.data.io import Row, read_records, write_records
 from rlaif_uu.data.schema import classifier_text, parse_label
 from rlaif_uu.errors import UserError
+from rlaif_uu.pipeline.config import AnnotatorSettings
 
 ANNOTATORS = ("none", "queue", "file", "simulated")
 SOURCES = {"queue": "person", "file": "file", "simulated": "simulated"}  # gold_source of the rows each annotator labels
-
-
-@dataclass
-class AnnotatorSettings:
-    """Who labels the on-policy rows each round picks, and how many labels the run may spend."""
-
-    kind: str = "none"  # none | queue (a person) | file (pre-labelled) | simulated (scripted stand-in, for benchmarks)
-    budget: int = 50  # gold rows in the whole run, data.gold rows included
-    file: str | None = None  # kind=file: id + gold_label for every row a round may pick
-    strategy: str = "mixed"  # active-learning query: mixed (LAUD's score) | uncertainty | random
-    seed: int = 0
-    label_all: bool = False  # the all-gold ceiling: every row labelled by the annotator, budget ignored
 
 
 def round_budgets(budget: int, already: int, rounds: int) -> list[int]:
@@ -148,7 +136,7 @@ def label_round(cfg: Any, round_no: int, n: int, labelled_file: Path, previous_g
     """Pick ``n`` of this round's on-policy answers, get their labels, write every gold row so far to ``out``.
 
     Args:
-        cfg: the recipe (:class:`rlaif_uu.pipeline.recipe.RecipeConfig`).
+        cfg: the recipe (:class:`rlaif_uu.pipeline.config.RecipeConfig`).
         round_no: the round (1-based); its new rows have ids ``onpolicy-r<round>-...``.
         n: labels to spend this round.
         labelled_file: the label stage's output of this round.

@@ -22,7 +22,6 @@ time, on the policy's own sampled answers to n development prompts (:func:`check
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,17 +30,8 @@ from rlaif_uu.data.io import Row
 if TYPE_CHECKING:
     from rlaif_uu.align.config import PromptSettings
     from rlaif_uu.evaluation.generation import GenerationConfig, Generator
-    from rlaif_uu.pipeline.recipe import RecipeConfig
+    from rlaif_uu.pipeline.config import RecipeConfig
     from rlaif_uu.reward.pairwise import SampledGroup
-
-
-@dataclass
-class OnPolicySettings:
-    """How many answers of the policy to each training prompt join the corpus (0: none)."""
-
-    samples: int = 0  # answers per training prompt; sampled as GRPO samples (align.temperature, max_completion_length)
-    seed: int = 0  # sample k uses seed + k
-    check_prompts: int = 0  # dev prompts on which each exported reward is checked against the policy's own answers (0: off)
 
 
 def generation_config(cfg: RecipeConfig) -> GenerationConfig:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_uu.data.io import write_json
-from rlaif_uu.pipeline.recipe import RecipeConfig, gold_files, gold_path
+from rlaif_uu.pipeline.config import RecipeConfig, gold_files, gold_path
 from rlaif_uu.pipeline.rounds_report import HEADLINE_SCORER, plot_rounds, rounds_lines, rounds_summary
 from rlaif_uu.pipeline.stages import final_dirs, gold_file
 from rlaif_uu.reward.pairwise import CHECK_FILE, format_sampled

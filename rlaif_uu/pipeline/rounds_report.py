@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlaif_uu.pipeline.recipe import RecipeConfig
+from rlaif_uu.pipeline.config import RecipeConfig
 from rlaif_uu.pipeline.stages import build_stages, gold_file
 from rlaif_uu.reward.pairwise import CHECK_FILE, sampled_cell
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from rlaif_uu.data.io import write_json
 from rlaif_uu.errors import UserError
-from rlaif_uu.pipeline.recipe import RecipeConfig, gold_files, gold_path
+from rlaif_uu.pipeline.config import RecipeConfig, gold_files, gold_path
 from rlaif_uu.pipeline.stages import Stage, build_stages, stage_hashes
 
 
@@ -121,7 +121,7 @@ def _launch_align(stage: Any, cfg: RecipeConfig) -> None:
 
 
 def _label(stage: Stage, cfg: RecipeConfig) -> None:
-    from rlaif_uu.judge.cli import run_label
+    from rlaif_uu.judge.label import run_label
     from rlaif_uu.pipeline.data import write_corpus
 
     x = stage.extra
@@ -140,7 +140,7 @@ def _gold(stage: Stage, cfg: RecipeConfig) -> None:
 
 
 def _refine(stage: Stage, cfg: RecipeConfig) -> None:
-    from rlaif_uu.refine.cli import run_refine
+    from rlaif_uu.refine.run import run_refine
 
     if stage.config.gold == gold_path(cfg) and len(gold_files(cfg)) > 1:  # the gold files joined into one
         from rlaif_uu.data.io import read_records, write_records
@@ -150,7 +150,7 @@ def _refine(stage: Stage, cfg: RecipeConfig) -> None:
 
 
 def _reward(stage: Stage, cfg: RecipeConfig) -> None:
-    from rlaif_uu.reward.cli import run_export
+    from rlaif_uu.reward.export import run_export
 
     run_export(stage.config)
     if cfg.data.on_policy.check_prompts > 0 and cfg.align.reward != "rules":  # the rules arm never trains on this reward

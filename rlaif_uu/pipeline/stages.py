@@ -31,9 +31,9 @@ from typing import Any
 
 from rlaif_uu.align.prompts import mix_sources
 from rlaif_uu.config import to_yaml
+from rlaif_uu.pipeline.config import RecipeConfig, gold_files, gold_path
 from rlaif_uu.pipeline.gold import round_budgets
 from rlaif_uu.pipeline.on_policy import generation_config
-from rlaif_uu.pipeline.recipe import RecipeConfig, gold_files, gold_path
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,15 @@
-"""refine stage."""
+"""The refine stage: noisy judge labels + a few gold labels -> refined labels and a classifier.
+
+Python API::
+
+    from rlaif_uu.refine import RefineConfig, BackboneConfig, run_refine
+    run_refine(RefineConfig(input="labelled.jsonl", gold="gold.jsonl", out="runs/refine"))
+"""
+
+from __future__ import annotations
+
+from rlaif_uu.lazy import lazy_exports
+
+_EXPORTS = {"RefineConfig": "config", "BackboneConfig": "config", "run_refine": "run"}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -9,6 +9,8 @@ from omegaconf import MISSING
 
 from rlaif_uu.errors import UserError
 
+REFINE_COLUMNS = ("prompt", "response", "judge_label")  # what every refine input row needs
+METHODS = ("robust_uu", "neighbourhood", "confident", "ensemble", "active")
 
 @dataclass
 class BackboneConfig:

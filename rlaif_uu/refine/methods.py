@@ -20,9 +20,9 @@ from rlaif_uu.data.io import Row, atomic_dir, read_records, write_json, write_re
 from rlaif_uu.data.schema import classifier_text, parse_label
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.classify import RefinerOutput
-from rlaif_uu.refine.config import RefineConfig, loop_settings
+from rlaif_uu.refine.config import REFINE_COLUMNS, RefineConfig, build_backbone, loop_settings
 from rlaif_uu.refine.loop import MIN_TRAIN_ROWS
-from rlaif_uu.refine.priors import GoldSet
+from rlaif_uu.refine.priors import GoldSet, load_gold
 
 NOT_JUDGES = ("judge", "gold", "refined", "human")
 AGGREGATES = ("dawid_skene", "gold_accuracy", "majority")
@@ -31,7 +31,6 @@ THEN = ("robust_uu", "classifier", "none")
 
 def optional_gold(rows: list[Row], cfg: RefineConfig, strata: np.ndarray) -> GoldSet | None:
     """The gold rows when a gold file or a ``gold_label`` column is given, else ``None``."""
-    from rlaif_uu.refine.cli import load_gold
 
     if not cfg.gold and not any(r.get("gold_label") is not None for r in rows):
         return None
@@ -190,8 +189,6 @@ def _ensemble(cfg: RefineConfig, rows: list[Row], texts: list[str], backbone: An
 def run_method(cfg: RefineConfig) -> Path:
     """Run ``cfg.method`` (neighbourhood, confident or ensemble) end to end and write ``cfg.out``."""
     from rlaif_uu.assets import resolve_model
-    from rlaif_uu.refine.cli import REFINE_COLUMNS
-    from rlaif_uu.refine.config import build_backbone
 
     ensemble = cfg.method == "ensemble"
     rows = read_records(cfg.input, required=("prompt", "response") if ensemble else REFINE_COLUMNS)

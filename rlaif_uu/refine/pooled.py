@@ -88,7 +88,7 @@ def load_pooled_scorer(path: str | Path, batch_size: int = 32) -> Callable[[list
 
     from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
     from rlaif_uu.data.schema import split_classifier_text
-    from rlaif_uu.refine.backbones import _Head
+    from rlaif_uu.refine.heads import Head
 
     path = Path(path)
     info = json.loads((path / "classifier.json").read_text())
@@ -103,7 +103,7 @@ def load_pooled_scorer(path: str | Path, batch_size: int = 32) -> Callable[[list
     else:
         encoder = AutoModel.from_pretrained(enc_dir, use_safetensors=True, trust_remote_code=False)
     state = load_file(str(path / "head.safetensors"))
-    head = _Head(state["mean"], state["std"], 0)
+    head = Head(state["mean"], state["std"], 0)
     head.load_state_dict(state)
     model = PooledClassifier(encoder, head, 2 if info.get("segments") else 1).eval()
     max_length = int(info.get("max_length", 128))

@@ -18,12 +18,16 @@ n_eff = (Σw)² / Σw².
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rlaif_uu.data.io import Row, read_records
 from rlaif_uu.errors import UserError
+
+log = logging.getLogger(__name__)
 
 MIN_DELTA = 0.05  # θp − θn below this: the UU coefficients (divided by Δ) blow up
 
@@ -193,3 +197,43 @@ def sample_gold(judge_labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     take = [take_pos, n - take_pos]
     chosen = [rng.choice(pool, size=k, replace=False) for pool, k in zip(pools, take)]
     return np.sort(np.concatenate(chosen))
+
+
+MIN_GOLD = 10
+
+
+def load_gold(rows: list[Row], gold_path: str | None) -> GoldSet:
+    """Gold rows from a gold file (``id`` + ``gold_label``) or the input's ``gold_label`` column.
+
+    Raises:
+        UserError: unlabelled rows, fewer than 10 rows, one class only, or ids not in the input.
+    """
+    position = {r["id"]: i for i, r in enumerate(rows)}
+    if gold_path:
+        source = str(gold_path)
+        gold_rows = read_records(gold_path, required=("gold_label",))
+        missing = [g["id"] for g in gold_rows if g["id"] not in position]
+        if missing:
+            raise UserError(
+                f"{source}: {len(missing)} gold id(s) not found in the input, e.g. {missing[0]!r}; "
+                "gold rows must carry the ids of input rows (rlaif-uu refine sample-gold writes them)"
+            )
+        changed = [g["id"] for g in gold_rows if any(k in g and g[k] != rows[position[g["id"]]][k] for k in ("prompt", "response"))]
+        if changed:
+            log.warning("%s: %d gold row(s) carry a prompt or response that differs from the input row with the same id, "
+                        "e.g. %r; their labels were given to other text (regenerated rows?)", source, len(changed), changed[0])
+        pairs = [(position[g["id"]], g["gold_label"]) for g in gold_rows]
+    else:
+        source = "input column 'gold_label'"
+        pairs = [(i, r["gold_label"]) for i, r in enumerate(rows) if r.get("gold_label") is not None]
+        if not pairs:
+            raise UserError("no gold labels: pass --gold FILE (draw rows to label with `rlaif-uu refine sample-gold`)")
+    if len(pairs) < MIN_GOLD:
+        raise UserError(f"{source}: only {len(pairs)} gold rows; refinement needs at least {MIN_GOLD} (50 is the target)")
+    index = np.array([p[0] for p in pairs])
+    labels = np.array([p[1] for p in pairs])
+    if len(set(labels.tolist())) < 2:
+        only = "harmful" if labels[0] == 1 else "safe"
+        raise UserError(f"{source}: every gold label is '{only}'; the gold rows must include both classes")
+    judge = np.array([r["judge_label"] for r in rows])
+    return GoldSet.from_strata(index, labels, judge)

@@ -40,7 +40,7 @@ from rlaif_uu.refine.active import (
     train_with_answers,
 )
 from rlaif_uu.refine.classify import RefinerOutput, sigmoid
-from rlaif_uu.refine.config import RefineConfig
+from rlaif_uu.refine.config import REFINE_COLUMNS, RefineConfig, build_backbone
 
 LS_CONFIG = """<View>
   <Header value="Is the assistant's response harmful?"/>
@@ -168,8 +168,6 @@ def _iter_rows_safe(path: Path) -> list[Row]:
 def run_active_queue(cfg: RefineConfig) -> Path | None:
     """One resumable step (or, with ``simulate_from``, every step) of the queue workflow; the output folder when done."""
     from rlaif_uu.assets import resolve_model
-    from rlaif_uu.refine.cli import REFINE_COLUMNS
-    from rlaif_uu.refine.config import build_backbone
     from rlaif_uu.refine.methods import (
         check_out,
         gold_summary,

@@ -1,19 +1,16 @@
-"""Reward stage: export a refined classifier as a one-logit, higher-is-safer reward model and use it in TRL."""
+"""The reward stage: export a refined classifier as a one-logit, higher-is-safer reward model and use it in TRL.
+
+Python API::
+
+    from rlaif_uu.reward import ExportConfig, run_export, SafetyReward, load_reward_metadata
+    run_export(ExportConfig(source="runs/refine", out="runs/reward"))
+    reward = SafetyReward("runs/reward")   # TRL reward function: (prompts, completions) -> scores
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from rlaif_uu.lazy import lazy_exports
 
-__all__ = ["SafetyReward", "load_reward_metadata"]
-
-
-def __getattr__(name: str) -> Any:  # torch and transformers load on first use, not when the CLI starts
-    if name == "SafetyReward":
-        from rlaif_uu.reward.safety_reward import SafetyReward
-
-        return SafetyReward
-    if name == "load_reward_metadata":
-        from rlaif_uu.reward.metadata import load_reward_metadata
-
-        return load_reward_metadata
-    raise AttributeError(name)
+_EXPORTS = {"ExportConfig": "config", "run_export": "export", "SafetyReward": "safety_reward", "load_reward_metadata": "metadata"}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

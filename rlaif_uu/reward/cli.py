@@ -1,52 +1,12 @@
-"""``rlaif-uu reward export``: a refined classifier -> a TRL-loadable reward folder."""
+"""``rlaif-uu reward export``: parse the command line and call :func:`rlaif_uu.reward.export.run_export`."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
-
 from rlaif_uu.config import load_config
-from rlaif_uu.reward.pairwise import PairwiseProbe, format_pairwise
-
-
-@dataclass
-class ExportConfig:
-    """``rlaif-uu reward export`` settings."""
-
-    source: str = MISSING  # refine --out folder (or its classifier/ folder)
-    out: str = MISSING
-    gold: str | None = None  # gold rows for the temperature (default: refine's --gold, else the gold_label column)
-    texts: str | None = None  # corpus to distil a frozen-encoder head on (default: SOURCE/refined.jsonl)
-    distill_epochs: int = 3
-    distill_lr: float = 1e-4
-    distill_swaps: int = 2  # distillation texts per row pairing its prompt with other rows' answers (within-prompt order)
-    seed: int = 0
-    overwrite: bool = False
-    pairwise: PairwiseProbe = field(default_factory=PairwiseProbe)  # within-prompt pairwise accuracy on held-out probes
-
-
-def run_export(cfg: ExportConfig) -> int:
-    """Export and print where the reward folder is and how it was calibrated."""
-    from rlaif_uu.reward.export import export_reward
-    from rlaif_uu.reward.metadata import load_reward_metadata
-
-    out = export_reward(cfg.source, cfg.out, gold=cfg.gold, texts=cfg.texts, distill_epochs=cfg.distill_epochs,
-                        distill_lr=cfg.distill_lr, distill_swaps=cfg.distill_swaps, seed=cfg.seed, overwrite=cfg.overwrite,
-                        pairwise=cfg.pairwise)
-    meta = load_reward_metadata(out)
-    src = meta["source"]
-    how = f"distilled from the {src['backbone']} head (held-out fidelity {json.dumps(src['fidelity'])})" \
-        if src["distilled"] else f"{src['backbone']} classifier, head negated"
-    cal = meta["calibration"]
-    acc = f", gold accuracy {cal['accuracy']:.3f}" if cal["accuracy"] is not None else ""
-    print(f"wrote {out}: one logit, higher = safer; {how}; temperature {meta['temperature']:.3f} "
-          f"on {cal['n_gold']} gold rows{acc}")
-    if meta.get("pairwise"):
-        print(format_pairwise(meta["pairwise"]))
-    return 0
+from rlaif_uu.reward.config import ExportConfig
+from rlaif_uu.reward.export import run_export
 
 
 def add_parser(subparsers: Any) -> None:

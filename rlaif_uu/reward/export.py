@@ -48,7 +48,8 @@ from rlaif_uu.reward.classifier import (
     load_sequence_classifier,
     sequence_logits,
 )
-from rlaif_uu.reward.metadata import FORMAT, METADATA_FILE, POLARITY
+from rlaif_uu.reward.config import ExportConfig
+from rlaif_uu.reward.metadata import FORMAT, METADATA_FILE, POLARITY, load_reward_metadata
 from rlaif_uu.reward.pairwise import PairwiseProbe, format_pairwise, pairwise_accuracy, probe_prompts
 
 TEXT_FORMAT = "User: {prompt}\nAssistant: {response}"
@@ -299,3 +300,21 @@ def export_reward(src: str | Path, out: str | Path, gold: str | None = None, tex
         write_json(tmp / METADATA_FILE, meta)
         (tmp / "README.md").write_text(_model_card(meta))
     return out
+
+
+def run_export(cfg: ExportConfig) -> int:
+    """Export and print where the reward folder is and how it was calibrated."""
+    out = export_reward(cfg.source, cfg.out, gold=cfg.gold, texts=cfg.texts, distill_epochs=cfg.distill_epochs,
+                        distill_lr=cfg.distill_lr, distill_swaps=cfg.distill_swaps, seed=cfg.seed, overwrite=cfg.overwrite,
+                        pairwise=cfg.pairwise)
+    meta = load_reward_metadata(out)
+    src = meta["source"]
+    how = f"distilled from the {src['backbone']} head (held-out fidelity {json.dumps(src['fidelity'])})" \
+        if src["distilled"] else f"{src['backbone']} classifier, head negated"
+    cal = meta["calibration"]
+    acc = f", gold accuracy {cal['accuracy']:.3f}" if cal["accuracy"] is not None else ""
+    print(f"wrote {out}: one logit, higher = safer; {how}; temperature {meta['temperature']:.3f} "
+          f"on {cal['n_gold']} gold rows{acc}")
+    if meta.get("pairwise"):
+        print(format_pairwise(meta["pairwise"]))
+    return 0

@@ -144,7 +144,7 @@ def test_damaged_reward_or_failed_start_leaves_out_empty(setup: dict[str, Path],
         assert expected in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "out").exists()
 
-    import rlaif_uu.align.trainer as trainer
+    from rlaif_uu.align import trainer
 
     def broken(*args: object, **kwargs: object) -> None:
         raise UserError("the trainer could not start")

@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from rlaif_uu.align.alarm import Verdict
 from rlaif_uu.align.config import AlignConfig
-from rlaif_uu.align.prompts import in_holdout
 from rlaif_uu.config import load_config
+from rlaif_uu.data.schema import in_holdout
 from tests.tiny_models import align_setup
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from rlaif_uu.cli import main
 from rlaif_uu.errors import UserError
 from rlaif_uu.evaluation import EvalConfig, GenerationConfig, compare_reports, run_eval
-from rlaif_uu.judge.cli import JudgeConfig
+from rlaif_uu.judge.config import JudgeConfig
 from tests.conftest import write_jsonl
 from tests.fault_server import FaultServer
 

@@ -11,7 +11,7 @@ from rlaif_uu.align.config import AlignConfig
 from rlaif_uu.cli import main
 from rlaif_uu.config import load_config
 from rlaif_uu.pipeline import STAGES
-from rlaif_uu.pipeline.recipe import RecipeConfig
+from rlaif_uu.pipeline.config import RecipeConfig
 from rlaif_uu.pipeline.stages import build_stages
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,8 @@ import pytest
 
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward import SafetyReward
-from rlaif_uu.reward.cli import ExportConfig, run_export
+from rlaif_uu.reward.config import ExportConfig
+from rlaif_uu.reward.export import run_export
 from rlaif_uu.reward.pairwise import PairwiseProbe, pairwise_accuracy, probe_prompts
 from tests.tiny_models import tiny_bert, train_classifier
 

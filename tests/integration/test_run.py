@@ -10,7 +10,7 @@ import pytest
 from rlaif_uu.cli import main
 from rlaif_uu.config import load_config
 from rlaif_uu.pipeline import STAGES
-from rlaif_uu.pipeline.recipe import RecipeConfig
+from rlaif_uu.pipeline.config import RecipeConfig
 from rlaif_uu.pipeline.runner import plan
 from tests.conftest import write_jsonl
 from tests.tiny_models import COMPLY, HARMFUL_PROMPTS, REFUSE, tiny_bert, tiny_llama
@@ -115,7 +115,7 @@ def test_accelerate_launch_runs_the_align_stage_from_its_wired_config(tmp_path: 
     assert back.reward == str(tmp_path / "run" / "reward") and back.vllm.mode == "server" and back.peft.kind == "none"
     import dataclasses
 
-    from rlaif_uu.pipeline.recipe import LaunchSettings
+    from rlaif_uu.pipeline.config import LaunchSettings
     from rlaif_uu.pipeline.stages import build_stages, stage_hashes
 
     in_process = dataclasses.replace(cfg, launch=LaunchSettings())

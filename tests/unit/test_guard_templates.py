@@ -11,16 +11,13 @@ import pytest
 import torch
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.judge.guard import (
-    generate_verdicts,
-    marker_position,
-    parse_guard_text,
-    score_chat_answer,
-)
+from rlaif_uu.judge.guard import marker_position, parse_guard_text
+from rlaif_uu.judge.http_backend import score_chat_answer
 from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, TEMPLATES, JudgeTemplate, get_template, render_raw
 from rlaif_uu.judge.templates import LLAMA_GUARD_3_TEMPLATE as LLAMA_GUARD_3
 from rlaif_uu.judge.templates import SHIELDGEMMA_TEMPLATE as SHIELDGEMMA
 from rlaif_uu.judge.templates import WILDGUARD_TEMPLATE as WILDGUARD
+from rlaif_uu.judge.transformers_backend import generate_verdicts
 
 SMOL = Path.home() / ".cache" / "rlaif_uu" / "smollm2-135m-instruct"
 

@@ -10,8 +10,8 @@ import pytest
 from rlaif_uu.config import load_config
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cheap import RuleJudge
+from rlaif_uu.pipeline.config import RecipeConfig
 from rlaif_uu.pipeline.gold import _answers, label_every_row, round_budgets, simulated_label
-from rlaif_uu.pipeline.recipe import RecipeConfig
 from rlaif_uu.pipeline.stages import build_stages, stage_hashes
 from rlaif_uu.reward.rule_reward import RefusalRuleReward
 from tests.conftest import write_jsonl

@@ -60,7 +60,8 @@ def test_cache_identity_changes_with_settings(judge: RequestJudge) -> None:
 
 
 def test_label_cli_builds_it() -> None:
-    from rlaif_uu.judge.cli import JudgeConfig, build_judge, parse_judge_spec
+    from rlaif_uu.judge.config import JudgeConfig, parse_judge_spec
+    from rlaif_uu.judge.label import build_judge
 
     spec = parse_judge_spec("request:content=rules")
     try:

@@ -15,7 +15,7 @@ from rlaif_uu.evaluation.generation import (
     build_generator,
     settings_key,
 )
-from rlaif_uu.judge.cli import JudgeConfig
+from rlaif_uu.judge.config import JudgeConfig
 from rlaif_uu.vllm_engine import EngineOptions, cpu_thread_binding, engine_kwargs
 from tests.conftest import write_jsonl
 

@@ -16,7 +16,8 @@ from rlaif_uu.cli import main
 from rlaif_uu.data.io import read_records
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge import vllm_backend
-from rlaif_uu.judge.cli import JudgeConfig, build_judge
+from rlaif_uu.judge.config import JudgeConfig
+from rlaif_uu.judge.label import build_judge
 from rlaif_uu.judge.transformers_backend import TransformersJudge
 from rlaif_uu.judge.vllm_backend import VLLMJudge, score_top_logprobs
 from tests.conftest import make_rows, write_jsonl

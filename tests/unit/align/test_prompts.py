@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rlaif_uu.align.config import PromptSettings
-from rlaif_uu.align.prompts import benign_texts, build_prompts, in_holdout
+from rlaif_uu.align.prompts import benign_texts, build_prompts
+from rlaif_uu.data.schema import in_holdout
 from rlaif_uu.errors import UserError
 
 

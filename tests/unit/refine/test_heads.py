@@ -10,15 +10,16 @@ import torch
 from safetensors.torch import load_file
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.refine.backbones import FrozenEncoder, _FactoredHead
+from rlaif_uu.refine.backbones import FrozenEncoder
 from rlaif_uu.refine.classify import train_on_labels
+from rlaif_uu.refine.heads import FactoredHead
 from rlaif_uu.refine.train import predict
 from tests.unit.refine.test_loop import SyntheticEncoder as Features  # the real head and training over given features
 
 
 def test_factored_logit_is_the_log_odds_of_the_product() -> None:
     torch.manual_seed(0)
-    head = _FactoredHead(torch.zeros(6), torch.ones(6), hidden=0)
+    head = FactoredHead(torch.zeros(6), torch.ones(6), hidden=0)
     x = torch.randn(50, 6) * 4
     a = head.request(x[:, :3])
     b = head.answer(x[:, 3:])
@@ -34,7 +35,7 @@ def test_factored_logit_is_the_log_odds_of_the_product() -> None:
 
 def test_within_one_request_the_order_of_answers_is_the_same_for_every_request() -> None:
     torch.manual_seed(1)
-    head = _FactoredHead(torch.zeros(8), torch.ones(8), hidden=16).eval()
+    head = FactoredHead(torch.zeros(8), torch.ones(8), hidden=16).eval()
     answers = torch.randn(20, 4)
     orders = [torch.argsort(head(torch.cat([req.expand(20, 4), answers], dim=1)).detach()) for req in torch.randn(5, 1, 4)]
     assert all(torch.equal(orders[0], o) for o in orders[1:])

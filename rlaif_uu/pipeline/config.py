@@ -1,4 +1,4 @@
-"""An end-to-end recipe: one YAML with a section per stage, each section the stage's own config.
+"""The recipe (``rlaif-uu run``): one YAML with a section per stage, each section the stage's own config.
 
 The run wires the stages' inputs and outputs (``label.input``, ``refine.input``/``gold``,
 ``reward.source``, ``align.reward``, ``eval.model``, every ``out``) under the run folder;
@@ -13,14 +13,33 @@ from pathlib import Path
 from omegaconf import MISSING
 
 from rlaif_uu.align.config import AlignConfig
-from rlaif_uu.evaluation.runner import EvalConfig
-from rlaif_uu.judge.cli import LabelConfig
-from rlaif_uu.pipeline.gold import AnnotatorSettings
-from rlaif_uu.pipeline.on_policy import OnPolicySettings
+from rlaif_uu.evaluation.config import EvalConfig
+from rlaif_uu.judge.config import LabelConfig
 from rlaif_uu.refine.config import RefineConfig
-from rlaif_uu.reward.cli import ExportConfig
+from rlaif_uu.reward.config import ExportConfig
 
 WIRED = "(set by the run)"
+
+
+@dataclass
+class OnPolicySettings:
+    """How many answers of the policy to each training prompt join the corpus (0: none)."""
+
+    samples: int = 0  # answers per training prompt; sampled as GRPO samples (align.temperature, max_completion_length)
+    seed: int = 0  # sample k uses seed + k
+    check_prompts: int = 0  # dev prompts on which each exported reward is checked against the policy's own answers (0: off)
+
+
+@dataclass
+class AnnotatorSettings:
+    """Who labels the on-policy rows each round picks, and how many labels the run may spend."""
+
+    kind: str = "none"  # none | queue (a person) | file (pre-labelled) | simulated (scripted stand-in, for benchmarks)
+    budget: int = 50  # gold rows in the whole run, data.gold rows included
+    file: str | None = None  # kind=file: id + gold_label for every row a round may pick
+    strategy: str = "mixed"  # active-learning query: mixed (LAUD's score) | uncertainty | random
+    seed: int = 0
+    label_all: bool = False  # the all-gold ceiling: every row labelled by the annotator, budget ignored
 
 
 @dataclass
