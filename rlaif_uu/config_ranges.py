@@ -9,7 +9,9 @@ Every numeric value, listed or not, must be finite.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +115,16 @@ def check_number(key: str, value: Any, rule: Range | None) -> None:
         raise UserError(f"setting '{key}' is {value}; it must be a finite number (set {key}=... in the YAML or as an override)")
     if rule is not None and not rule.contains(value):
         raise UserError(f"setting '{key}' is {value:g}; it must be {rule.describe()} (set {key}=... in the YAML or as an override)")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
+    """Raise a one-line :class:`UserError` when the setting ``name`` is not one of ``choices`` (with a did-you-mean)."""
+    choices = list(choices)
+    if value in choices:
+        return
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise UserError(f"{name} '{value}' is unknown; use one of {', '.join(choices)}{hint}")
 
 
 def check_ranges(cfg: Any, prefix: str = "") -> None:

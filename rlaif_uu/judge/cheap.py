@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from rlaif_uu.assets import MINILM, from_pretrained_kwargs, resolve_model
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Verdict
@@ -148,8 +149,7 @@ class EmbeddingJudge:
         import torch  # noqa: F401 - fail early if torch is missing
         from transformers import AutoModel, AutoTokenizer
 
-        if text not in ("response", "pair"):
-            raise UserError(f"embedding judge text '{text}' is unknown; use 'response' or 'pair'")
+        check_choice("embedding judge text", text, ("response", "pair"))
         if not harmful_anchors or not safe_anchors:
             raise UserError("the embedding judge needs at least one harmful and one safe anchor")
         self.name, self.text, self.max_length = model, text, max_length

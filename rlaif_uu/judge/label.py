@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.io import Row, check_output, read_records, write_json, write_records
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.config import AGGREGATES, KINDS, OUT_SUFFIXES, JudgeConfig, LabelConfig, default_judges, default_judges_note
@@ -45,8 +46,7 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Any:
         get_template,
     )
 
-    if cfg.kind not in KINDS:
-        raise UserError(f"judge kind '{cfg.kind}' is unknown; use one of {', '.join(KINDS)}")
+    check_choice("judge kind", cfg.kind, KINDS)
     template = get_template(cfg.template) if cfg.template else (DEFAULT_TEMPLATE if judge_responses else PROMPT_TEMPLATE)
     if cfg.kind in ("transformers", "vllm", "openai"):
         check_template(template, judge_responses)
@@ -182,8 +182,7 @@ def run_label(cfg: LabelConfig) -> Path:
     check_output(out)
     if out.exists() and not cfg.overwrite:
         raise UserError(f"{out}: file exists; pass --overwrite or choose another --out")
-    if cfg.aggregate not in AGGREGATES:
-        raise UserError(f"aggregate '{cfg.aggregate}' is unknown; use one of {', '.join(AGGREGATES)}")
+    check_choice("aggregate", cfg.aggregate, AGGREGATES)
     if not cfg.judges:
         raise UserError("no judges configured; pass --judge KIND (one of " + ", ".join(KINDS) + ")")
     rows = read_records(cfg.input, required=("prompt",))
@@ -191,8 +190,7 @@ def run_label(cfg: LabelConfig) -> Path:
     if judge_responses and not any(r["response"].strip() for r in rows):
         raise UserError(f"{cfg.input}: no row has a response; pass --prompt-only to judge prompts alone")
     for jc in cfg.judges:
-        if jc.kind not in KINDS:
-            raise UserError(f"judge kind '{jc.kind}' is unknown; use one of {', '.join(KINDS)}")
+        check_choice("judge kind", jc.kind, KINDS)
     names = judge_names(cfg.judges)
     judges = [build_judge(jc, judge_responses) for jc in cfg.judges]
     if cfg.judges == default_judges():

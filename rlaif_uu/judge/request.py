@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rlaif_uu.assets import MINILM
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Verdict
 from rlaif_uu.judge.cheap import _GENERALISATION, _HARM, EmbeddingJudge, RuleJudge, _digest
@@ -138,10 +139,8 @@ class RequestJudge:
         content: str = "none",
         rules: RuleJudge | None = None,
     ) -> None:
-        if refusal not in REFUSAL_DETECTORS:
-            raise UserError(f"request judge refusal '{refusal}' is unknown; use one of {', '.join(REFUSAL_DETECTORS)}")
-        if content not in CONTENTS:
-            raise UserError(f"request judge content '{content}' is unknown; use one of {', '.join(CONTENTS)}")
+        check_choice("request judge refusal", refusal, REFUSAL_DETECTORS)
+        check_choice("request judge content", content, CONTENTS)
         if request_scale <= 0 or refusal_scale <= 0:
             raise UserError("request judge: request_scale and refusal_scale must be > 0")
         self.encoder = EmbeddingJudge(model)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.io import write_json
 from rlaif_uu.errors import UserError
 from rlaif_uu.pipeline.config import RecipeConfig, gold_files, gold_path
@@ -73,8 +74,7 @@ def validate(cfg: RecipeConfig) -> None:
 
     if cfg.rounds > 1 and cfg.data.on_policy.samples < 1:
         raise UserError(f"rounds={cfg.rounds} needs the policy's answers each round: set data.on_policy.samples >= 1")
-    if cfg.annotator.kind not in ANNOTATORS:
-        raise UserError(f"annotator.kind '{cfg.annotator.kind}' is unknown; use one of {', '.join(ANNOTATORS)}")
+    check_choice("annotator.kind", cfg.annotator.kind, ANNOTATORS)
     if cfg.annotator.kind != "none" and cfg.data.on_policy.samples < 1:
         raise UserError(f"annotator.kind={cfg.annotator.kind} labels the policy's answers: set data.on_policy.samples >= 1")
     if cfg.annotator.label_all and cfg.annotator.kind == "none":

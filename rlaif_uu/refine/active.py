@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.classify import RefinerOutput, logits_for, sigmoid, train_on_labels
 from rlaif_uu.refine.ensemble import majority
@@ -54,8 +55,7 @@ def query_scores(logits: np.ndarray, judge: np.ndarray, votes: np.ndarray | None
 
 def select(scores: np.ndarray, candidates: np.ndarray, n: int, strategy: str, seed: int) -> np.ndarray:
     """The ``n`` candidate positions to ask about: the highest scores (ties broken at random), or random ones."""
-    if strategy not in STRATEGIES:
-        raise UserError(f"active.strategy '{strategy}' is unknown; use one of {', '.join(STRATEGIES)}")
+    check_choice("active.strategy", strategy, STRATEGIES)
     rng = np.random.default_rng(seed)
     candidates = np.asarray(candidates, dtype=int)
     if strategy == "random":

@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from rlaif_uu.assets import cache_dir, from_pretrained_kwargs, resolve_model
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.io import atomic_path, write_json
 from rlaif_uu.data.schema import split_classifier_text
 from rlaif_uu.errors import UserError
@@ -66,8 +67,7 @@ class FrozenEncoder:
         segments: bool = True,
         weight_decay: float = 0.0,
     ) -> None:
-        if head not in HEADS:
-            raise UserError(f"head '{head}' is unknown; use one of {', '.join(HEADS)}")
+        check_choice("head", head, HEADS)
         if head.startswith("factored") and not segments:
             raise UserError(f"head '{head}' scores the request and the answer apart; it needs segments=true")
         self.model_name, self.head = model, head
@@ -182,8 +182,7 @@ class _TransformerClassifier:
         lora_alpha: int = 32,
         trust_remote_code: bool = False,
     ) -> None:
-        if peft not in ("none", "lora", "qlora"):
-            raise UserError(f"peft '{peft}' is unknown; use none, lora or qlora")
+        check_choice("peft", peft, ("none", "lora", "qlora"))
         self.model_name, self.peft = model, peft
         self.epochs, self.batch_size, self.lr, self.max_length = epochs, batch_size, lr, max_length
         self.lora_r, self.lora_alpha, self.trust_remote_code = lora_r, lora_alpha, trust_remote_code
@@ -280,8 +279,7 @@ class FineTunedEncoder(_TransformerClassifier):
         train_layers: int | None = None,
         **kw: Any,
     ) -> None:
-        if pooling not in ("mean", "cls"):
-            raise UserError(f"pooling '{pooling}' is unknown; use 'mean' or 'cls'")
+        check_choice("pooling", pooling, ("mean", "cls"))
         if train_layers is not None and (train_layers < 1 or pooling != "mean" or peft != "none"):
             raise UserError(f"train_layers = {train_layers}: needs pooling 'mean', peft 'none' and at least 1 layer")
         super().__init__(model=model, peft=peft, lr=lr, epochs=epochs, max_length=max_length, **kw)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rlaif_uu.errors import UserError
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.refine.classify import (
     RefinerOutput,
     logits_for,
@@ -87,8 +87,7 @@ def confident_refine(texts: list[str], noisy: np.ndarray, backbone: Backbone, po
         folds: cross-fitting folds for the out-of-fold probabilities.
         relabel: ``pruned`` (default; kept rows keep their label) or ``all`` (every row gets the classifier's).
     """
-    if relabel not in RELABEL:
-        raise UserError(f"confident.relabel '{relabel}' is unknown; use one of {', '.join(RELABEL)}")
+    check_choice("confident.relabel", relabel, RELABEL)
     noisy = np.asarray(noisy, dtype=int)
     pool = np.asarray(pool, dtype=int)
     backbone.prepare(texts)

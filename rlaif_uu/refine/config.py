@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from rlaif_uu.errors import UserError
+from rlaif_uu.config_ranges import check_choice
 
 REFINE_COLUMNS = ("prompt", "response", "judge_label")  # what every refine input row needs
 METHODS = ("robust_uu", "neighbourhood", "confident", "ensemble", "active")
@@ -125,8 +125,7 @@ def build_backbone(cfg: BackboneConfig) -> Any:
         BACKBONES,  # torch: imported only when a backbone is built
     )
 
-    if cfg.kind not in BACKBONES:
-        raise UserError(f"backbone.kind '{cfg.kind}' is unknown; use one of {', '.join(BACKBONES)}")
+    check_choice("backbone.kind", cfg.kind, BACKBONES)
     kw: dict[str, Any] = {"max_length": cfg.max_length}
     for key in ("model", "epochs", "batch_size", "lr"):
         if getattr(cfg, key) is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 
 MODELS = ("two_coin", "one_coin")
@@ -70,8 +71,7 @@ def dawid_skene(votes: np.ndarray, model: str = "two_coin", gold_index: np.ndarr
     Raises:
         UserError: an unknown model, or a row no judge labelled.
     """
-    if model not in MODELS:
-        raise UserError(f"ensemble.model '{model}' is unknown; use one of {', '.join(MODELS)}")
+    check_choice("ensemble.model", model, MODELS)
     votes = np.asarray(votes, dtype=int)
     seen = votes >= 0
     if not seen.any(1).all():

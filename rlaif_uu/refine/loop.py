@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine import losses
 from rlaif_uu.refine.priors import MIN_DELTA, GoldSet, Priors, check_priors
@@ -186,10 +187,8 @@ def refine(
     """
     if iterations < 1:
         raise UserError(f"iterations = {iterations}; refinement needs at least 1")
-    if select not in SELECT_RULES:
-        raise UserError(f"select '{select}' is unknown; use one of {', '.join(SELECT_RULES)}")
-    if combine not in COMBINE:
-        raise UserError(f"combine '{combine}' is unknown; use one of {', '.join(COMBINE)}")
+    check_choice("select", select, SELECT_RULES)
+    check_choice("combine", combine, COMBINE)
     labels0 = np.asarray(judge_labels, dtype=int)
     if labels0.min() == labels0.max():
         name = "harmful" if labels0[0] == 1 else "safe"

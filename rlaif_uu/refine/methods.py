@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rlaif_uu.config import to_yaml
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.io import Row, atomic_dir, read_records, write_json, write_records
 from rlaif_uu.data.schema import classifier_text, parse_label
 from rlaif_uu.errors import UserError
@@ -134,9 +135,8 @@ def _ensemble(cfg: RefineConfig, rows: list[Row], texts: list[str], backbone: An
     )
 
     ec = cfg.ensemble
-    if ec.aggregate not in AGGREGATES or ec.then not in THEN:
-        bad, opts = ("aggregate", AGGREGATES) if ec.aggregate not in AGGREGATES else ("then", THEN)
-        raise UserError(f"ensemble.{bad} '{getattr(ec, bad)}' is unknown; use one of {', '.join(opts)}")
+    check_choice("ensemble.aggregate", ec.aggregate, AGGREGATES)
+    check_choice("ensemble.then", ec.then, THEN)
     names, votes = judge_columns(rows, ec.judges, str(cfg.input))
     if not ec.allow_missing:
         check_coverage(votes, names, [r["id"] for r in rows], str(cfg.input))

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.classify import RefinerOutput, logits_for, sigmoid, train_on_labels
 from rlaif_uu.refine.train import Backbone, fit, predict
@@ -74,8 +75,7 @@ DISTANCES = ("signed", "cosine")
 
 def centroid_distance(dynamics: np.ndarray, labels: np.ndarray, kind: str = "signed") -> np.ndarray:
     """δ(x) to the centroid μ_ỹ(x) of the dynamics of the rows labelled ỹ(x) (``signed`` or ``cosine``)."""
-    if kind not in DISTANCES:
-        raise UserError(f"neighbourhood.distance '{kind}' is unknown; use one of {', '.join(DISTANCES)}")
+    check_choice("neighbourhood.distance", kind, DISTANCES)
     out = np.zeros(len(labels))
     if kind == "signed":
         own = dynamics.reshape(len(labels), -1, N_CLASSES)[np.arange(len(labels)), :, labels]  # (n, E): f_e(x)[ỹ]

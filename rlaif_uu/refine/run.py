@@ -9,7 +9,7 @@ import numpy as np
 
 from rlaif_uu.assets import resolve_model
 from rlaif_uu.config import to_yaml
-from rlaif_uu.config_ranges import AT_LEAST_1, check_number
+from rlaif_uu.config_ranges import AT_LEAST_1, check_choice, check_number
 from rlaif_uu.data.io import atomic_dir, check_output, read_records, write_json, write_records
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
@@ -22,8 +22,7 @@ def run_refine(cfg: RefineConfig) -> Path | None:
 
     ``active`` returns ``None`` while its labelling queue waits for a person.
     """
-    if cfg.method not in METHODS:
-        raise UserError(f"method '{cfg.method}' is unknown; use one of {', '.join(METHODS)}")
+    check_choice("method", cfg.method, METHODS)
     check_output(cfg.out, folder=True)  # every method writes a folder; fail before any training
     if cfg.method == "active":
         from rlaif_uu.refine.queue import run_active_queue

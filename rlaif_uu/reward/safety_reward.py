@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward.classifier import sequence_logits
 from rlaif_uu.reward.metadata import load_reward_metadata
@@ -65,8 +66,7 @@ class SafetyReward:
                  batch_size: int = 16, device: str | None = None) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        if output not in OUTPUTS:
-            raise UserError(f"output '{output}' is unknown; use one of {', '.join(OUTPUTS)}")
+        check_choice("output", output, OUTPUTS)
         self.path = Path(path)
         self.metadata = load_reward_metadata(self.path)
         self.temperature = float(self.metadata.get("temperature", 1.0))

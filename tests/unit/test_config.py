@@ -120,3 +120,13 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     y.write_text("input: a.jsonl\n\tout: o\n")
     with pytest.raises(UserError, match=r"bad.yaml:2:1: not valid YAML"):
         load_config(RefineConfig, str(y))
+
+
+def test_a_choice_outside_its_set_names_the_setting_the_choices_and_the_closest() -> None:
+    from rlaif_uu.config_ranges import check_choice
+
+    check_choice("loss", "pn", ("robust_uu", "uu", "pn"))
+    with pytest.raises(UserError, match=r"^loss 'robust-uu' is unknown; use one of robust_uu, uu, pn \(did you mean 'robust_uu'\?\)$"):
+        check_choice("loss", "robust-uu", ("robust_uu", "uu", "pn"))
+    with pytest.raises(UserError, match=r"use one of robust_uu, uu, pn$"):
+        check_choice("loss", "hinge", ("robust_uu", "uu", "pn"))
