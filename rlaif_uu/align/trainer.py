@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -17,6 +17,20 @@ from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward import load_reward_metadata
 from rlaif_uu.reward.rule_reward import RULES
+
+
+class AlignTrainer(Protocol):
+    """What :mod:`rlaif_uu.align.run` needs of a trainer: TRL's GRPOTrainer, RLOOTrainer and PPO trainer all are one."""
+
+    args: Any
+    state: Any  # transformers.TrainerState: global_step, log_history
+    model: Any
+    accelerator: Any
+    processing_class: Any
+
+    def train(self, resume_from_checkpoint: str | bool | None = None) -> Any: ...
+
+    def add_callback(self, callback: Any) -> None: ...
 
 
 def check_config(cfg: AlignConfig) -> None:
@@ -88,7 +102,7 @@ def trl_args(cfg: AlignConfig, output_dir: str, weights: list[float]) -> Any:
         raise UserError(f"trainer_kwargs: {exc}") from None
 
 
-def build_trainer(cfg: AlignConfig, dataset: Any, output_dir: str) -> Any:
+def build_trainer(cfg: AlignConfig, dataset: Any, output_dir: str) -> AlignTrainer:
     """A ready TRL trainer (GRPO, RLOO or PPO) on the policy, reward and prompt mix."""
     check_config(cfg)
     if cfg.algorithm == "ppo":

@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "eval", help="benchmark a model's safety on suites (harmful compliance, over-refusal) with CIs",
         description="Generate completions for safety suites (cached), score them (refusal rules, judges, reward model), "
-        "and write report.json/.md/.png with bootstrap 95%% CIs and scorer agreement. Compare two reports with "
+        "and write report.json/.md/.png with bootstrap 95% CIs and scorer agreement. Compare two reports with "
         "`rlaif-uu eval compare BEFORE AFTER`. Settings: defaults < --config YAML < flags < dotted overrides "
         "(e.g. generation.top_p=0.9).")
     p.add_argument("--model", help="asset alias, local folder, hub id, LoRA adapter folder, or served model name (openai)")

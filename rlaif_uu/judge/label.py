@@ -29,10 +29,11 @@ import numpy as np
 from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.io import Row, check_output, read_records, write_json, write_records
 from rlaif_uu.errors import UserError
+from rlaif_uu.judge.cache import Judge
 from rlaif_uu.judge.config import AGGREGATES, KINDS, OUT_SUFFIXES, JudgeConfig, LabelConfig, default_judges, default_judges_note
 
 
-def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Any:
+def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Judge:
     """Instantiate one judge from its config (models load lazily where the backend allows).
 
     Raises:

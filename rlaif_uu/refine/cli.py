@@ -21,7 +21,6 @@ def add_parser(subparsers: Any) -> None:
         "<name>_label columns, Dawid-Skene), active (a human labelling queue; also `rlaif-uu refine active ...`). "
         "Settings: dataclass defaults < --config YAML < flags < dotted overrides (e.g. backbone.lr=1e-3, "
         "neighbourhood.k=20). Draw the gold rows to label first with `rlaif-uu refine sample-gold --help`.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--method", choices=METHODS, help="refiner (default robust_uu); also as the first word: `refine active ...`")
     p.add_argument("--input", help="JSONL/CSV/Parquet/saved-dataset with prompt, response, judge_label")
@@ -47,12 +46,11 @@ def add_parser(subparsers: Any) -> None:
     s = subparsers.add_parser(
         "sample-gold",
         help="write rows for a human to label (half from each pseudo set); also `refine sample-gold`",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     s.add_argument("--input", required=True, help="the judged corpus")
-    s.add_argument("--n", type=int, default=50, help="rows to label")
+    s.add_argument("--n", type=int, default=50, help="rows to label (default 50)")
     s.add_argument("--out", required=True, help="file to write (.csv for spreadsheets, or .jsonl)")
-    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.set_defaults(func=lambda a: run_sample_gold(a.input, a.n, a.out, a.seed, a.overwrite) and None)
     p.set_defaults(func=run)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import MISSING
 
 from rlaif_uu.config_ranges import check_choice
 
+if TYPE_CHECKING:  # torch loads only when a backbone is built
+    from rlaif_uu.refine.train import Backbone
+
 REFINE_COLUMNS = ("prompt", "response", "judge_label")  # what every refine input row needs
 METHODS = ("robust_uu", "neighbourhood", "confident", "ensemble", "active")
+
 
 @dataclass
 class BackboneConfig:
@@ -119,7 +123,7 @@ def loop_settings(cfg: RefineConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in LOOP_KEYS}
 
 
-def build_backbone(cfg: BackboneConfig) -> Any:
+def build_backbone(cfg: BackboneConfig) -> Backbone:
     """Instantiate the backbone named by ``cfg.kind`` with the settings that are set."""
     from rlaif_uu.refine.backbones import (
         BACKBONES,  # torch: imported only when a backbone is built
