@@ -127,6 +127,19 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
     raise UserError(f"{name} '{value}' is unknown; use one of {', '.join(choices)}{hint}")
 
 
+def check_kind_fields(cfg: Any, applies: dict[str, tuple[str, ...]], where: str) -> None:
+    """Raise a one-line :class:`UserError` when ``cfg`` (a dataclass with a ``kind``) sets a field, away from its
+    default, that its kind does not read: ``applies`` maps such fields to the kinds that read them."""
+    for f in dataclasses.fields(cfg):
+        kinds = applies.get(f.name)
+        if kinds is None or cfg.kind in kinds:
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if getattr(cfg, f.name) != default:
+            raise UserError(f"{where}.{f.name} applies to kind {' / '.join(kinds)}, not to kind '{cfg.kind}': "
+                            f"remove it or change {where}.kind")
+
+
 def check_ranges(cfg: Any, prefix: str = "") -> None:
     """Check every numeric setting of the dataclass instance ``cfg`` (nested dataclasses, lists and dicts too).
 

@@ -46,6 +46,20 @@ class JudgeConfig:
     enforce_eager: bool = False  # vllm: skip torch.compile (faster start)
 
 
+_LLM = ("transformers", "vllm", "openai")
+JUDGE_FIELDS: dict[str, tuple[str, ...]] = {  # fields that only some judge kinds read (the rest apply to every kind)
+    "model": ("transformers", "vllm", "openai", "embedding", "request"),
+    "template": _LLM,
+    **dict.fromkeys(("base_url", "api_key_env", "concurrency", "timeout", "max_retries", "logprobs"), ("openai",)),
+    "text": ("embedding",),
+    "refusal": ("request",),
+    "content": ("request",),
+    "max_field_tokens": ("transformers", "vllm"),
+    **dict.fromkeys(("max_model_len", "dtype", "seed", "gpu_memory_utilization", "kv_cache_gb", "threads",
+                     "enforce_eager"), ("vllm",)),
+}
+
+
 def default_judges() -> list[JudgeConfig]:
     """The judges of ``label`` without ``--judge``: the ones the documented set-up installs (rules + MiniLM embedding)."""
     return [JudgeConfig(kind="rules"), JudgeConfig(kind="embedding")]

@@ -26,11 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from rlaif_uu.config_ranges import check_choice
+from rlaif_uu.config_ranges import check_choice, check_kind_fields
 from rlaif_uu.data.io import Row, check_output, read_records, write_json, write_records
 from rlaif_uu.errors import UserError
 from rlaif_uu.judge.cache import Judge
-from rlaif_uu.judge.config import AGGREGATES, KINDS, OUT_SUFFIXES, JudgeConfig, LabelConfig, default_judges, default_judges_note
+from rlaif_uu.judge.config import (
+    AGGREGATES,
+    JUDGE_FIELDS,
+    KINDS,
+    OUT_SUFFIXES,
+    JudgeConfig,
+    LabelConfig,
+    default_judges,
+    default_judges_note,
+)
 
 
 def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Judge:
@@ -48,6 +57,7 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Judge:
     )
 
     check_choice("judge kind", cfg.kind, KINDS)
+    check_kind_fields(cfg, JUDGE_FIELDS, "judge")
     template = get_template(cfg.template) if cfg.template else (DEFAULT_TEMPLATE if judge_responses else PROMPT_TEMPLATE)
     if cfg.kind in ("transformers", "vllm", "openai"):
         check_template(template, judge_responses)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import MISSING
 
-from rlaif_uu.config_ranges import check_choice
+from rlaif_uu.config_ranges import check_choice, check_kind_fields
 
 if TYPE_CHECKING:  # torch loads only when a backbone is built
     from rlaif_uu.refine.train import Backbone
@@ -123,13 +123,26 @@ def loop_settings(cfg: RefineConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in LOOP_KEYS}
 
 
+BACKBONE_FIELDS: dict[str, tuple[str, ...]] = {  # fields that only some backbone kinds read
+    **dict.fromkeys(("head", "hidden", "standardize"), ("frozen",)),
+    **dict.fromkeys(("segments", "weight_decay"), ("frozen", "encoder")),
+    **dict.fromkeys(("pooling", "warm_start", "train_layers"), ("encoder",)),
+    **dict.fromkeys(("peft", "lora_r", "lora_alpha", "trust_remote_code"), ("encoder", "causal")),
+}
+
+
 def build_backbone(cfg: BackboneConfig) -> Backbone:
-    """Instantiate the backbone named by ``cfg.kind`` with the settings that are set."""
+    """Instantiate the backbone named by ``cfg.kind`` with the settings that are set.
+
+    Raises:
+        UserError: an unknown kind, or a setting the kind does not read.
+    """
     from rlaif_uu.refine.backbones import (
         BACKBONES,  # torch: imported only when a backbone is built
     )
 
     check_choice("backbone.kind", cfg.kind, BACKBONES)
+    check_kind_fields(cfg, BACKBONE_FIELDS, "backbone")
     kw: dict[str, Any] = {"max_length": cfg.max_length}
     for key in ("model", "epochs", "batch_size", "lr"):
         if getattr(cfg, key) is not None:

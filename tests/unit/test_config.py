@@ -130,3 +130,18 @@ def test_a_choice_outside_its_set_names_the_setting_the_choices_and_the_closest(
         check_choice("loss", "robust-uu", ("robust_uu", "uu", "pn"))
     with pytest.raises(UserError, match=r"use one of robust_uu, uu, pn$"):
         check_choice("loss", "hinge", ("robust_uu", "uu", "pn"))
+
+
+def test_a_setting_the_chosen_kind_does_not_read_is_an_error() -> None:
+    from rlaif_uu.judge.config import JudgeConfig
+    from rlaif_uu.judge.label import build_judge
+    from rlaif_uu.refine.config import BackboneConfig, build_backbone
+
+    with pytest.raises(UserError, match=r"^judge.base_url applies to kind openai, not to kind 'rules': remove it"):
+        build_judge(JudgeConfig(kind="rules", base_url="http://127.0.0.1:1/v1"), judge_responses=True)
+    with pytest.raises(UserError, match=r"^backbone.head applies to kind frozen, not to kind 'causal'"):
+        build_backbone(BackboneConfig(kind="causal", head="mlp"))
+    with pytest.raises(UserError, match=r"^backbone.pooling applies to kind encoder"):
+        build_backbone(BackboneConfig(kind="frozen", pooling="cls"))
+    build_judge(JudgeConfig(kind="rules", threshold=0.5), judge_responses=True)  # every kind reads a threshold
+    assert build_backbone(BackboneConfig(kind="frozen", head="mlp")).head == "mlp"
