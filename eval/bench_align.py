@@ -131,8 +131,8 @@ def steptime(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _refusal_rates(model: str, prompts: dict[str, list[str]], max_new_tokens: int) -> dict[str, Any]:
-    from rlaif_uu.evaluation.generation import GenerationConfig, build_generator
-    from rlaif_uu.judge.cheap import RuleJudge
+    from rlaif_uu.eval.generation import GenerationConfig, build_generator
+    from rlaif_uu.label.cheap import RuleJudge
     from rlaif_uu.refine.priors import wilson
 
     gen = build_generator(model, GenerationConfig(max_new_tokens=max_new_tokens, batch_size=16))

@@ -28,11 +28,11 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from rlaif_uu.assets import cache_dir
-from rlaif_uu.evaluation.metrics import bootstrap_mean, cohen_kappa
-from rlaif_uu.evaluation.suites import load_prompts, resolve_suites
-from rlaif_uu.judge.cache import VerdictCache, judge_rows
-from rlaif_uu.judge.config import JudgeConfig
-from rlaif_uu.judge.label import build_judge
+from rlaif_uu.eval.metrics import bootstrap_mean, cohen_kappa
+from rlaif_uu.eval.suites import load_prompts, resolve_suites
+from rlaif_uu.label.cache import VerdictCache, judge_rows
+from rlaif_uu.label.config import JudgeConfig
+from rlaif_uu.label.run import build_judge
 from rlaif_uu.reward.pairwise import ANSWERS
 
 RESULTS = Path(__file__).parent / "results"

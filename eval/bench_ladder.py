@@ -66,9 +66,9 @@ def _rows(eval_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
 
 def run(args: argparse.Namespace) -> None:
     from rlaif_uu.config import load_config
-    from rlaif_uu.pipeline.config import RecipeConfig
-    from rlaif_uu.pipeline.runner import run_recipe
-    from rlaif_uu.pipeline.stages import final_dirs
+    from rlaif_uu.run.config import RecipeConfig
+    from rlaif_uu.run.runner import run_recipe
+    from rlaif_uu.run.stages import final_dirs
 
     out = Path(args.work) / f"{args.arm}-s{args.seed}"
     overrides = [f"{k}={args.seed}" for k in SEED_KEYS] + args.overrides
@@ -123,7 +123,7 @@ def score(args: argparse.Namespace) -> None:
 def _paired(a: list[dict[str, Any]], b: list[dict[str, Any]], suite: str, col: str,
             a_side: str = "after", b_side: str = "after") -> dict[str, float] | None:
     """Mean per-prompt change b - a over the seeds both arms ran, with a paired bootstrap 95% interval."""
-    from rlaif_uu.evaluation.metrics import bootstrap_mean
+    from rlaif_uu.eval.metrics import bootstrap_mean
 
     by_seed = {r["seed"]: r for r in a}
     diffs = []
@@ -137,7 +137,7 @@ def _paired(a: list[dict[str, Any]], b: list[dict[str, Any]], suite: str, col: s
 
 
 def _rate(runs: list[dict[str, Any]], side: str, suite: str, col: str) -> dict[str, float] | None:
-    from rlaif_uu.evaluation.metrics import bootstrap_mean
+    from rlaif_uu.eval.metrics import bootstrap_mean
 
     values = [row[col] for r in runs for row in r[side][suite].values() if col in row]
     return bootstrap_mean(np.array(values)).to_dict() if values else None

@@ -3,7 +3,7 @@
     .venv/bin/python eval/bench_ladder_labels.py runs/ladder/rules-s0     # a finished ladder run folder (one round)
 
 Truth for every row: the built-in corpus's dataset label, and for the policy's on-policy answers the simulated
-annotator (a non-refusal to a harmful request is harmful; rlaif_uu/pipeline/gold.py). Accuracy is over the rows
+annotator (a non-refusal to a harmful request is harmful; rlaif_uu/run/gold.py). Accuracy is over the rows
 outside the run's gold file. Refinement variants rerun `rlaif-uu refine` on the run's labelled rows: the recipe's
 settings, the library defaults, and both with the priors from the run's random corpus gold rows only (gold_round 0).
 Writes eval/results/ladder_labels.md.
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rlaif_uu.data.corpus import build_safety_corpus
-from rlaif_uu.judge.cheap import RuleJudge
+from rlaif_uu.label.cheap import RuleJudge
 
 VARIANTS = {"recipe settings (combine none, margin 1 SE)": ["combine=none", "margin_se=1.0"],
             "library defaults (combine judge, margin 0)": ["combine=judge", "margin_se=0.0"]}

@@ -34,9 +34,9 @@ from sklearn.metrics import roc_auc_score
 
 from rlaif_uu.data.corpus import build_safety_corpus
 from rlaif_uu.data.io import write_json
-from rlaif_uu.evaluation.suites import load_prompts, resolve_suites
-from rlaif_uu.judge.cheap import EmbeddingJudge, RuleJudge
-from rlaif_uu.judge.request import RequestJudge
+from rlaif_uu.eval.suites import load_prompts, resolve_suites
+from rlaif_uu.label.cheap import EmbeddingJudge, RuleJudge
+from rlaif_uu.label.request import RequestJudge
 from rlaif_uu.reward.pairwise import ANSWERS
 
 BASELINE = Path("eval/results/baseline_smollm2/rows")

@@ -29,15 +29,15 @@ import numpy as np
 
 from rlaif_uu.config import load_config
 from rlaif_uu.data.schema import classifier_text
-from rlaif_uu.judge.cheap import RuleJudge
-from rlaif_uu.pipeline.config import RecipeConfig
-from rlaif_uu.pipeline.data import load_corpus
-from rlaif_uu.pipeline.gold import _corpus_gold, simulated_label
-from rlaif_uu.pipeline.on_policy import check_groups, on_policy_rows
+from rlaif_uu.label.cheap import RuleJudge
 from rlaif_uu.refine.backbones import CausalLM, FineTunedEncoder, FrozenEncoder
 from rlaif_uu.refine.classify import train_on_labels
 from rlaif_uu.reward.classifier import load_harm_scorer
 from rlaif_uu.reward.pairwise import sampled_accuracy
+from rlaif_uu.run.config import RecipeConfig
+from rlaif_uu.run.data import load_corpus
+from rlaif_uu.run.gold import _corpus_gold, simulated_label
+from rlaif_uu.run.on_policy import check_groups, on_policy_rows
 
 RECIPE = "recipes/ladder/all_gold.yaml"
 OUT = Path(__file__).parent / "results"

@@ -38,8 +38,8 @@ def _labels(rows: list[dict[str, Any]], kind: str) -> np.ndarray:
     harm = np.array([parse_label(r["request_label"]) for r in rows])
     if kind == "request":
         return harm
-    from rlaif_uu.judge.cheap import RuleJudge
-    from rlaif_uu.judge.request import RequestJudge
+    from rlaif_uu.label.cheap import RuleJudge
+    from rlaif_uu.label.request import RequestJudge
 
     rules, judge = RuleJudge(), RequestJudge()
     benign = judge.request_harm([r["prompt"] for r in rows]) < 0.5

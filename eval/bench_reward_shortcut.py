@@ -35,7 +35,7 @@ from sklearn.model_selection import StratifiedKFold
 from rlaif_uu.data.corpus import build_safety_corpus
 from rlaif_uu.data.io import write_json
 from rlaif_uu.data.schema import classifier_text
-from rlaif_uu.evaluation.suites import load_prompts, resolve_suites
+from rlaif_uu.eval.suites import load_prompts, resolve_suites
 from rlaif_uu.refine.backbones import FrozenEncoder
 from rlaif_uu.reward.pairwise import ANSWERS as ALL_ANSWERS
 from rlaif_uu.reward.pairwise import answer_scores, answer_table, pairwise_accuracy
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     scorers: dict[str, Any] = {"logistic regression on all gold labels": lambda ps, rs: gold_clf.predict_proba(
         features(enc, list(zip(ps, rs))))[:, 0]}
     for path in args.reward:
-        from rlaif_uu.evaluation.scorers import RewardScorer
+        from rlaif_uu.eval.scorers import RewardScorer
 
         rs = RewardScorer(path)
         scorers[f"reward {path}"] = lambda ps, r, rs=rs: rs(ps, list(r), "harmful", False).safety

@@ -56,9 +56,9 @@ def score(model: str, prompts: dict[str, list[str]], threads: int, llm: bool = T
     answer goes along with the request, so "I'm sorry, but ..." followed by an answer counts as compliance)."""
     import torch
 
-    from rlaif_uu.evaluation.generation import GenerationConfig, build_generator
-    from rlaif_uu.evaluation.metrics import bootstrap_mean
-    from rlaif_uu.judge.cheap import RuleJudge
+    from rlaif_uu.eval.generation import GenerationConfig, build_generator
+    from rlaif_uu.eval.metrics import bootstrap_mean
+    from rlaif_uu.label.cheap import RuleJudge
 
     torch.set_num_threads(threads)
     gen = build_generator(model, GenerationConfig(max_new_tokens=64, temperature=0.0, batch_size=16))

@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from rlaif_uu.assets import cache_dir
 from rlaif_uu.data.corpus import build_safety_corpus
 from rlaif_uu.data.io import write_records
-from rlaif_uu.judge.cache import Judge, JudgeRun, VerdictCache, judge_rows
-from rlaif_uu.judge.templates import TEMPLATES, JudgeTemplate
+from rlaif_uu.label.cache import Judge, JudgeRun, VerdictCache, judge_rows
+from rlaif_uu.label.templates import TEMPLATES, JudgeTemplate
 
 log = logging.getLogger("judge_corpus")
 
@@ -118,7 +118,7 @@ def run_judges(rows: list[dict], main: str, wordings: list[str], batch_size: int
 
     The Qwen judge with template ``main`` is column ``qwen``; each of ``wordings`` is ``qwen_<name>``.
     """
-    from rlaif_uu.judge.cheap import EmbeddingJudge, RuleJudge
+    from rlaif_uu.label.cheap import EmbeddingJudge, RuleJudge
 
     prompts, responses = [r["prompt"] for r in rows], [r["response"] for r in rows]
     scores: dict[str, np.ndarray] = {}
@@ -130,7 +130,7 @@ def run_judges(rows: list[dict], main: str, wordings: list[str], batch_size: int
             run = judge_rows(judge, prompts, responses, cache, batch_size=64)
             scores[name], info[name] = run.scores, _info(judge, run)
         if not skip_llm:
-            from rlaif_uu.judge.transformers_backend import TransformersJudge
+            from rlaif_uu.label.transformers_backend import TransformersJudge
 
             qwen = TransformersJudge(template=WORDINGS[main])
             for key in [None, *wordings]:

@@ -247,6 +247,22 @@ ASSETS: tuple[Asset, ...] = (
 _BY_ALIAS: dict[str, Asset] = {key: a for a in ASSETS for key in (a.name, *a.aliases)}
 
 
+HUB_CARDS = {  # the public model each offline asset is, for the model cards of what is trained on it: (hub id, license)
+    MINILM: ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0"),
+    SMOLLM2: ("HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0"),
+    QWEN_JUDGE: ("Qwen/Qwen2.5-Coder-1.5B-Instruct", "apache-2.0"),
+}
+
+
+def hub_card(name: str) -> tuple[str | None, str | None]:
+    """(hub id, license) of a model option: known for the offline assets, the hub id alone for a hub id, else neither."""
+    asset = _BY_ALIAS.get(name)
+    if asset is not None:
+        return HUB_CARDS.get(asset.name, (None, None))
+    looks_like_hub_id = name.count("/") == 1 and not Path(name).exists() and not name.startswith((".", "/", "~"))
+    return (name, None) if looks_like_hub_id else (None, None)
+
+
 def get_asset(name: str) -> Asset:
     """Look up an asset by name or alias (case-insensitive); UserError if unknown."""
     asset = _BY_ALIAS.get(name.strip().lower())
@@ -312,9 +328,10 @@ def asset_status() -> list[dict[str, Any]]:
              "description": a.description} for a, ref in refs]
 
 
-def add_assets_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_assets_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+                      common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``assets`` verb (``rlaif-uu assets [--install NAME|all]``); sets ``func=run_assets``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("assets", help="list or install the offline models")
+    parser: argparse.ArgumentParser = subparsers.add_parser("assets", parents=[common], help="list or install the offline models")
     parser.add_argument("--install", metavar="NAME", action="append", default=[],
                         help=f"asset to install (repeatable): {', '.join(a.name for a in ASSETS)} or 'all'")
     parser.set_defaults(func=run_assets)

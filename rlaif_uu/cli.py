@@ -4,21 +4,59 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 
 from rlaif_uu import __version__
 from rlaif_uu.errors import UserError
+
+
+def common_options() -> argparse.ArgumentParser:
+    """The options every verb takes: ``--no-progress`` and ``--verbose``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--no-progress", action="store_false", dest="progress", default=None,
+                        help="no progress bars at all (rlaif-uu's, transformers' weight loading, the hub's)")
+    common.add_argument("--verbose", action="store_true",
+                        help="show third-party warnings and info logs (transformers, TRL, torch, PEFT); hidden by default")
+    return common
+
+
+def silence_progress() -> None:
+    """Turn every tqdm bar off, whoever opens it (tqdm.auto and transformers' wrapper subclass tqdm.std.tqdm)."""
+    import functools
+
+    import tqdm.std
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    tqdm.std.tqdm.__init__ = functools.partialmethod(tqdm.std.tqdm.__init__, disable=True)  # type: ignore[method-assign]
+
+
+def quiet_third_party() -> None:
+    """Keep the libraries' repeated deprecation notices, load reports and info logs off a user's terminal.
+
+    rlaif-uu reports through ``logging`` and one-line errors, never through ``warnings``, so filtering
+    the warning categories below hides only what other packages emit.
+    """
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers is imported
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+    for name in ("transformers", "trl", "peft", "accelerate", "torch", "datasets", "vllm"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].logging.set_verbosity_error()
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every verb registered."""
     from rlaif_uu import assets
     from rlaif_uu.align import cli as align_cli
-    from rlaif_uu.evaluation import cli as eval_cli
-    from rlaif_uu.judge import cli as label_cli
-    from rlaif_uu.pipeline import cli as run_cli
+    from rlaif_uu.eval import cli as eval_cli
+    from rlaif_uu.label import cli as label_cli
     from rlaif_uu.refine import cli as refine_cli
     from rlaif_uu.reward import cli as reward_cli
+    from rlaif_uu.run import cli as run_cli
 
     parser = argparse.ArgumentParser(
         prog="rlaif-uu",
@@ -27,13 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rlaif-uu {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    label_cli.add_parser(sub)
-    refine_cli.add_parser(sub)
-    eval_cli.add_parser(sub)
-    reward_cli.add_parser(sub)
-    align_cli.add_parser(sub)
-    run_cli.add_parser(sub)
-    assets.add_assets_parser(sub).set_defaults(func=assets.run_assets)
+    common = common_options()
+    for verb in (label_cli, refine_cli, eval_cli, reward_cli, align_cli, run_cli):
+        verb.add_parser(sub, common)
+    assets.add_assets_parser(sub, common).set_defaults(func=assets.run_assets)
     return parser
 
 
@@ -58,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if getattr(args, "progress", None) is False:
+        silence_progress()
+    if not getattr(args, "verbose", False):
+        quiet_third_party()
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -9,10 +9,10 @@ from rlaif_uu.align.config import ALGORITHMS, AlignConfig
 from rlaif_uu.config import load_config
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Register ``align`` on the main parser."""
     p = subparsers.add_parser(
-        "align",
+        "align", parents=[common],
         help="align a policy against the refined safety reward with TRL (GRPO, RLOO, PPO)",
         description="RL-align a policy against an exported reward (rlaif-uu reward export) on a mix of harmful and "
         "benign prompts. Settings: defaults < --config YAML recipe < flags < dotted overrides, e.g. "

@@ -71,14 +71,14 @@ def build_scorer(spec: str) -> Any:
     Raises:
         UserError: an unknown kind, a bad judge spec or a folder that is not an exported reward.
     """
-    from rlaif_uu.evaluation.scorers import JudgeScorer, RefusalScorer, RewardScorer
+    from rlaif_uu.eval.scorers import JudgeScorer, RefusalScorer, RewardScorer
 
     kind, _, rest = spec.partition(":")
     if kind == "refusal" and not rest:
         return RefusalScorer()
     if kind == "judge" and rest:
-        from rlaif_uu.judge.config import JudgeConfig, parse_judge_spec
-        from rlaif_uu.judge.label import build_judge
+        from rlaif_uu.label.config import JudgeConfig, parse_judge_spec
+        from rlaif_uu.label.run import build_judge
 
         try:
             return JudgeScorer(build_judge(JudgeConfig(**parse_judge_spec(rest)), judge_responses=True))

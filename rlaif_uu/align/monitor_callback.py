@@ -74,7 +74,7 @@ class MonitorCallback(TrainerCallback):
                 for i, u in zip(idx, unsafe):
                     rows[i]["unsafe"] = None if np.isnan(u) else int(u)
             else:  # over-refusal is a refusal of a benign prompt, whatever the harmful-side scorer is
-                from rlaif_uu.evaluation.scorers import RefusalScorer
+                from rlaif_uu.eval.scorers import RefusalScorer
 
                 refused = RefusalScorer().refused(texts, comps)
                 check[key] = float(refused.mean())

@@ -19,7 +19,7 @@ def source_prompts(source: str) -> list[dict[str, Any]]:
         from rlaif_uu.data.io import read_records
 
         return [{"id": str(r["id"]), "prompt": r["prompt"]} for r in read_records(path, required=("prompt",))]
-    from rlaif_uu.evaluation.suites import load_prompts, resolve_suites
+    from rlaif_uu.eval.suites import load_prompts, resolve_suites
 
     (suite,) = resolve_suites([source])
     return load_prompts(suite)

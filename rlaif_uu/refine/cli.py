@@ -11,10 +11,10 @@ from rlaif_uu.refine.config import METHODS, RefineConfig
 from rlaif_uu.refine.run import run_refine, run_sample_gold
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Register ``refine`` and ``sample-gold`` on the main parser."""
     p = subparsers.add_parser(
-        "refine",
+        "refine", parents=[common],
         help="refine noisy judge labels into a robust classifier (robust UU, neighbourhood, confident, ensemble, active)",
         description="Refine judge labels: iterative robust unlabeled-unlabeled learning (default), or --method "
         "neighbourhood (SiDyP-style kNN candidates), confident (confident learning), ensemble (several judges' "
@@ -44,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--simulate-from", dest="simulate_from", help="active: answer the queue from this file's gold_label (simulated annotator)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     s = subparsers.add_parser(
-        "sample-gold",
+        "sample-gold", parents=[common],
         help="write rows for a human to label (half from each pseudo set); also `refine sample-gold`",
     )
     s.add_argument("--input", required=True, help="the judged corpus")

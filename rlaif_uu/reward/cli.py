@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from rlaif_uu.config import load_config
@@ -9,13 +10,13 @@ from rlaif_uu.reward.config import ExportConfig
 from rlaif_uu.reward.export import run_export
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Register ``reward`` (with ``export``) on the main parser."""
-    p = subparsers.add_parser("reward", help="export a refined classifier as a reward model TRL can load",
+    p = subparsers.add_parser("reward", parents=[common], help="export a refined classifier as a reward model TRL can load",
                               description="Reward-model tools. `rlaif-uu reward export --help` for details.")
     sub = p.add_subparsers(dest="reward_verb", metavar="ACTION")
     e = sub.add_parser(
-        "export", help="write a one-logit, higher-is-safer HF folder from `rlaif-uu refine --out`",
+        "export", parents=[common], help="write a one-logit, higher-is-safer HF folder from `rlaif-uu refine --out`",
         description="Export a refined classifier as a reward model: loads with AutoModelForSequenceClassification "
         "(no trust_remote_code), one logit = log-odds of safe, chat template reproducing the training text, "
         "temperature fitted on the gold labels, within-prompt pairwise accuracy on held-out probe prompts "

@@ -23,3 +23,5 @@ class ExportConfig:
     seed: int = 0
     overwrite: bool = False
     pairwise: PairwiseProbe = field(default_factory=PairwiseProbe)  # within-prompt pairwise accuracy on held-out probes
+    license: str | None = None  # model card license (default: the base model's when known, else "other")
+    datasets: list[str] = field(default_factory=list)  # model card: hub ids of the data the reward learned from

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from scipy.optimize import minimize_scalar
 from tqdm.auto import tqdm
 
 from rlaif_uu import __version__
+from rlaif_uu.assets import hub_card
 from rlaif_uu.data.io import atomic_dir, check_output, read_records, write_json
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
@@ -204,10 +206,14 @@ def _model_card(meta: dict[str, Any]) -> str:
                  f"fraction {pairwise['probe']['holdout']}; what GRPO's group advantage sees.\n") if pairwise else ""
     cal_line = (f"Temperature {meta['temperature']:.3f} fitted on {cal['n_gold']} gold rows "
                 f"(accuracy at logit 0: {cal['accuracy']:.3f}).") if cal["accuracy"] is not None else "No two-class gold rows: temperature 1."
+    card = meta["card"]
+    front = [f"license: {card['license']}", "library_name: transformers", "pipeline_tag: text-classification"]
+    front += [f"base_model: {card['base_model']}"] if card["base_model"] else []
+    front += [f"datasets: [{', '.join(card['datasets'])}]"] if card["datasets"] else []
+    front += ["tags: [reward-model, safety, rlaif, rlaif-uu]"]
+    newline = "\n"
     return f"""---
-library_name: transformers
-pipeline_tag: text-classification
-tags: [reward-model, safety, rlaif, rlaif-uu]
+{newline.join(front)}
 ---
 # Safety reward model (rlaif-uu)
 
@@ -232,12 +238,14 @@ Text format: `{TEXT_FORMAT!r}` (the chat template reproduces it).
 
 def export_reward(src: str | Path, out: str | Path, gold: str | None = None, texts: str | None = None,
                   distill_epochs: int = 3, distill_lr: float = 1e-4, distill_swaps: int = 2, seed: int = 0,
-                  overwrite: bool = False,
-                  pairwise: PairwiseProbe | None = None) -> Path:
+                  overwrite: bool = False, pairwise: PairwiseProbe | None = None, license: str | None = None,
+                  datasets: Sequence[str] = ()) -> Path:
     """Write the reward folder ``out`` from a refine output (or classifier) folder ``src``; atomic.
 
     ``pairwise`` (``rlaif-uu reward export`` passes one by default): measure the within-prompt pairwise
     accuracy on its held-out probe prompts and store it under ``pairwise`` in the metadata and the card.
+    ``license`` and ``datasets`` go into the model card's metadata block (license default: the base
+    model's when it is a known offline asset, else ``other``).
     """
     src, out = Path(src), check_output(out, folder=True)  # before minutes of distillation
     cdir = classifier_dir(src)
@@ -288,10 +296,12 @@ def export_reward(src: str | Path, out: str | Path, gold: str | None = None, tex
         pair_result["probe"] = {"harmful": pairwise.harmful, "benign": pairwise.benign, "holdout": pairwise.holdout,
                                 "limit": pairwise.limit, "seed": pairwise.seed}
     history = run_dir / "history.json"
+    hub_id, base_license = hub_card(base)
     meta = {
         "format": FORMAT, "polarity": POLARITY, "num_labels": 1, "threshold": 0.0, "temperature": temperature,
         "text_format": TEXT_FORMAT, "base_model": base, "source": source, "calibration": calibration,
-        "pairwise": pair_result,
+        "pairwise": pair_result, "card": {"license": license or base_license or "other", "base_model": hub_id,
+                                          "datasets": list(datasets)},
         "refinement": json.loads(history.read_text()) if history.is_file() else None, "created_by": f"rlaif-uu {__version__}",
     }
     with atomic_dir(out) as tmp:
@@ -306,7 +316,7 @@ def run_export(cfg: ExportConfig) -> int:
     """Export and print where the reward folder is and how it was calibrated."""
     out = export_reward(cfg.source, cfg.out, gold=cfg.gold, texts=cfg.texts, distill_epochs=cfg.distill_epochs,
                         distill_lr=cfg.distill_lr, distill_swaps=cfg.distill_swaps, seed=cfg.seed, overwrite=cfg.overwrite,
-                        pairwise=cfg.pairwise)
+                        pairwise=cfg.pairwise, license=cfg.license, datasets=cfg.datasets)
     meta = load_reward_metadata(out)
     src = meta["source"]
     how = f"distilled from the {src['backbone']} head (held-out fidelity {json.dumps(src['fidelity'])})" \

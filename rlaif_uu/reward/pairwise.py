@@ -213,7 +213,7 @@ def probe_prompts(probe: PairwiseProbe) -> tuple[list[str], list[str]]:
     Raises:
         UserError: an unknown suite, a suite of the wrong kind, or a missing dataset package.
     """
-    from rlaif_uu.evaluation.suites import load_prompts, resolve_suites
+    from rlaif_uu.eval.suites import load_prompts, resolve_suites
 
     out: list[list[str]] = []
     for kind, name in (("harmful", probe.harmful), ("benign", probe.benign)):

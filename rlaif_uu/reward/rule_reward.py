@@ -7,7 +7,7 @@ functions as a keyword argument)::
     r(x, y) = 1[refused(y)]        if x is a harmful request
             = 1 − 1[refused(y)]    if x is benign
 
-with ``refused`` the refusal detector of :class:`rlaif_uu.judge.cheap.RuleJudge` (AdvBench
+with ``refused`` the refusal detector of :class:`rlaif_uu.label.cheap.RuleJudge` (AdvBench
 prefixes plus common refusal phrasings). This is the HarmBench / Do-Not-Answer convention
 (a non-refusal to a harmful request counts as compliance) and the XSTest one (a refusal of a
 benign request is an over-refusal). It is the reward a perfect judge of *these rules* would
@@ -33,7 +33,7 @@ class RefusalRuleReward:
     """A TRL reward function ``(prompts, completions, kind=[...]) -> list[float]`` (see the module docstring)."""
 
     def __init__(self) -> None:
-        from rlaif_uu.judge.cheap import RuleJudge
+        from rlaif_uu.label.cheap import RuleJudge
 
         self.rules = RuleJudge()
         self.__name__ = "refusal_rule_reward"  # TRL logs each reward function under its __name__

@@ -76,7 +76,7 @@ class SafetyReward:
         self.benign = self._benign_set(benign_prompts)
         self._rules: Any = None
         if benign_refusal_penalty and self.benign:
-            from rlaif_uu.judge.cheap import RuleJudge
+            from rlaif_uu.label.cheap import RuleJudge
 
             self._rules = RuleJudge()  # built once: the penalty is checked for every completion
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -10,8 +10,8 @@ import pytest
 
 from rlaif_uu.cli import main
 from rlaif_uu.errors import UserError
-from rlaif_uu.evaluation import EvalConfig, GenerationConfig, compare_reports, run_eval
-from rlaif_uu.judge.config import JudgeConfig
+from rlaif_uu.eval import EvalConfig, GenerationConfig, compare_reports, run_eval
+from rlaif_uu.label.config import JudgeConfig
 from tests.conftest import write_jsonl
 from tests.fault_server import FaultServer
 
@@ -219,7 +219,7 @@ def test_openai_backend_faults_are_one_line_and_never_cached(tmp_path: Path) -> 
 
 
 def test_generation_cache_key_includes_the_base_url() -> None:
-    from rlaif_uu.evaluation.generation import model_identity
+    from rlaif_uu.eval.generation import model_identity
 
     a = model_identity("m", GenerationConfig(backend="openai", base_url="http://a:1/v1"))
     b = model_identity("m", GenerationConfig(backend="openai", base_url="http://b:1/v1/"))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from rlaif_uu.cli import main
-from rlaif_uu.evaluation import EvalConfig, GenerationConfig, run_eval
-from rlaif_uu.evaluation.cache import GenerationCache
-from rlaif_uu.evaluation.generation import model_identity, settings_key
+from rlaif_uu.eval import EvalConfig, GenerationConfig, run_eval
+from rlaif_uu.eval.cache import GenerationCache
+from rlaif_uu.eval.generation import model_identity, settings_key
 from tests.conftest import write_jsonl
 from tests.tiny_models import COMPLY, HARMFUL_PROMPTS, REFUSE, make_reward
 

@@ -19,10 +19,10 @@ from rlaif_uu.cli import main
 from rlaif_uu.config import load_config
 from rlaif_uu.data.io import read_records
 from rlaif_uu.errors import UserError
-from rlaif_uu.judge.cache import content_key
-from rlaif_uu.judge.config import LabelConfig, parse_judge_spec
-from rlaif_uu.judge.label import aggregate, judge_names, kappa_table, labels_from_scores
-from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, render
+from rlaif_uu.label.cache import content_key
+from rlaif_uu.label.config import LabelConfig, parse_judge_spec
+from rlaif_uu.label.run import aggregate, judge_names, kappa_table, labels_from_scores
+from rlaif_uu.label.templates import DEFAULT_TEMPLATE, render
 from tests.conftest import make_rows, write_jsonl
 from tests.fault_server import FaultServer
 

@@ -10,9 +10,9 @@ import pytest
 from rlaif_uu.align.config import AlignConfig
 from rlaif_uu.cli import main
 from rlaif_uu.config import load_config
-from rlaif_uu.pipeline import STAGES
-from rlaif_uu.pipeline.config import RecipeConfig
-from rlaif_uu.pipeline.stages import build_stages
+from rlaif_uu.run import STAGES
+from rlaif_uu.run.config import RecipeConfig
+from rlaif_uu.run.stages import build_stages
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -71,7 +71,10 @@ def test_encoder_export_is_the_negated_classifier(encoder_reward: tuple[Path, Pa
     assert all(safety[i] > safety[i - 1] for i in range(1, len(labels), 2))  # each refusal above its compliance
     meta = load_reward_metadata(out)
     assert meta["polarity"] == "higher_is_safer" and not meta["source"]["distilled"]
-    assert (out / "README.md").read_text().count("higher = safer") == 1
+    card = (out / "README.md").read_text()
+    assert card.count("higher = safer") == 1
+    front = card.split("---")[1]  # the HF metadata block: a local base model has no hub id and no known license
+    assert "license: other" in front and "base_model" not in front and "tags: [reward-model" in front
 
 
 def test_causal_lora_export_merges_adapter(tmp_path: Path) -> None:

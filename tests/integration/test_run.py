@@ -9,9 +9,9 @@ import pytest
 
 from rlaif_uu.cli import main
 from rlaif_uu.config import load_config
-from rlaif_uu.pipeline import STAGES
-from rlaif_uu.pipeline.config import RecipeConfig
-from rlaif_uu.pipeline.runner import plan
+from rlaif_uu.run import STAGES
+from rlaif_uu.run.config import RecipeConfig
+from rlaif_uu.run.runner import plan
 from tests.conftest import write_jsonl
 from tests.tiny_models import COMPLY, HARMFUL_PROMPTS, REFUSE, tiny_bert, tiny_llama
 
@@ -96,8 +96,8 @@ def test_dry_run_reports_bad_paths_and_keys(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_accelerate_launch_runs_the_align_stage_from_its_wired_config(tmp_path: Path) -> None:
-    from rlaif_uu.pipeline.runner import launch_command
-    from rlaif_uu.pipeline.stages import wire
+    from rlaif_uu.run.runner import launch_command
+    from rlaif_uu.run.stages import wire
 
     root = Path(__file__).resolve().parents[2]
     cfg = load_config(RecipeConfig, str(root / "recipes" / "multi_gpu.yaml"), {"out": str(tmp_path / "run")},
@@ -115,8 +115,8 @@ def test_accelerate_launch_runs_the_align_stage_from_its_wired_config(tmp_path: 
     assert back.reward == str(tmp_path / "run" / "reward") and back.vllm.mode == "server" and back.peft.kind == "none"
     import dataclasses
 
-    from rlaif_uu.pipeline.config import LaunchSettings
-    from rlaif_uu.pipeline.stages import build_stages, stage_hashes
+    from rlaif_uu.run.config import LaunchSettings
+    from rlaif_uu.run.stages import build_stages, stage_hashes
 
     in_process = dataclasses.replace(cfg, launch=LaunchSettings())
     ha, hb = stage_hashes(build_stages(cfg), cfg), stage_hashes(build_stages(in_process), in_process)
@@ -131,7 +131,7 @@ def test_a_recipe_cannot_run_the_active_learning_refiner(tmp_path: Path, capsys:
 
 def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    from rlaif_uu.pipeline.on_policy import on_policy_rows
+    from rlaif_uu.run.on_policy import on_policy_rows
 
     recipe = _recipe(tmp_path)
     cache = f"eval.cache={tmp_path / 'gen.sqlite'}"
@@ -143,7 +143,7 @@ def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
                for i, r in enumerate(rows))
     assert [r["response"] for r in rows[:4]] != [r["response"] for r in rows[4:]]  # two samples per prompt, two seeds
 
-    from rlaif_uu.evaluation import generation
+    from rlaif_uu.eval import generation
 
     def no_model(*_: object) -> None:
         raise AssertionError("a cached answer was generated again")

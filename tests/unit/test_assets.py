@@ -192,7 +192,7 @@ def test_asset_status_and_cli_table(empty_cache: Path, capsys: pytest.CaptureFix
     assert rows["smollm2-135m-instruct"]["install"] == "rlaif-uu assets --install smollm2-135m-instruct"
 
     parser = argparse.ArgumentParser(prog="rlaif-uu")
-    assets.add_assets_parser(parser.add_subparsers(dest="verb"))
+    assets.add_assets_parser(parser.add_subparsers(dest="verb"), argparse.ArgumentParser(add_help=False))
     args = parser.parse_args(["assets"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
@@ -239,3 +239,13 @@ def test_cached_qwen_gguf_matches_checksum() -> None:
         while chunk := f.read(1 << 24):
             digest.update(chunk)
     assert digest.hexdigest() == assets.QWEN_SHA256
+
+
+def test_hub_card_names_the_public_model_behind_an_alias_and_passes_hub_ids_through(tmp_path) -> None:
+    from rlaif_uu.assets import hub_card
+
+    assert hub_card("minilm") == ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0")
+    assert hub_card("my-org/my-reward-base") == ("my-org/my-reward-base", None)
+    local = tmp_path / "org" / "model"
+    local.mkdir(parents=True)
+    assert hub_card(str(local)) == (None, None)

@@ -77,7 +77,7 @@ def test_numbers_out_of_range_are_one_line(override: str, match: str) -> None:
 
 def test_ranges_reach_nested_lists_and_every_stage() -> None:
     from rlaif_uu.align.config import AlignConfig
-    from rlaif_uu.judge.config import LabelConfig
+    from rlaif_uu.label.config import LabelConfig
 
     with pytest.raises(UserError, match=r"setting 'steps' is -3; it must be >= 1"):
         load_config(AlignConfig, None, {"reward": "r", "out": "o", "steps": -3})
@@ -91,7 +91,7 @@ def test_every_numeric_setting_of_every_stage_has_a_range() -> None:
     import typing
 
     from rlaif_uu.config_ranges import rule_for
-    from rlaif_uu.pipeline.config import RecipeConfig
+    from rlaif_uu.run.config import RecipeConfig
 
     def unlisted(cls: type, prefix: str) -> list[str]:
         out: list[str] = []
@@ -133,8 +133,8 @@ def test_a_choice_outside_its_set_names_the_setting_the_choices_and_the_closest(
 
 
 def test_a_setting_the_chosen_kind_does_not_read_is_an_error() -> None:
-    from rlaif_uu.judge.config import JudgeConfig
-    from rlaif_uu.judge.label import build_judge
+    from rlaif_uu.label.config import JudgeConfig
+    from rlaif_uu.label.run import build_judge
     from rlaif_uu.refine.config import BackboneConfig, build_backbone
 
     with pytest.raises(UserError, match=r"^judge.base_url applies to kind openai, not to kind 'rules': remove it"):

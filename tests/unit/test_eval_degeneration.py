@@ -10,8 +10,8 @@ import pytest
 
 from rlaif_uu.cli import main
 from rlaif_uu.errors import UserError
-from rlaif_uu.evaluation.compare import compare_reports
-from rlaif_uu.evaluation.degeneration import (
+from rlaif_uu.eval.compare import compare_reports
+from rlaif_uu.eval.degeneration import (
     DegenerationThresholds,
     degeneration_columns,
     degeneration_metrics,

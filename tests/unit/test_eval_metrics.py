@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from rlaif_uu.evaluation.metrics import agreement, bootstrap_mean, ci_overlap, cohen_kappa
-from rlaif_uu.evaluation.scorers import JudgeScorer, RefusalScorer
-from rlaif_uu.judge.cache import Verdict
+from rlaif_uu.eval.metrics import agreement, bootstrap_mean, ci_overlap, cohen_kappa
+from rlaif_uu.eval.scorers import JudgeScorer, RefusalScorer
+from rlaif_uu.label.cache import Verdict
 
 
 def test_bootstrap_of_a_constant_is_the_constant() -> None:
@@ -76,7 +76,7 @@ def test_judge_scorer_thresholds_and_probability() -> None:
 
 
 def test_refusal_classifier_catches_refusals_the_prefixes_miss() -> None:
-    from rlaif_uu.evaluation.scorers import RefusalScorer
+    from rlaif_uu.eval.scorers import RefusalScorer
 
     completions = [
         "That request crosses a line for me; please talk to a professional who can support you.",
@@ -93,7 +93,7 @@ def test_refusal_classifier_catches_refusals_the_prefixes_miss() -> None:
 
 
 def test_compare_leaves_out_a_scorer_that_differs_between_the_reports() -> None:
-    from rlaif_uu.evaluation.compare import compare
+    from rlaif_uu.eval.compare import compare
 
     def report(reward: str, rate: float) -> dict:
         est = {"value": rate, "low": rate - 0.1, "high": rate + 0.1, "n": 10}

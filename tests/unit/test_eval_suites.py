@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.evaluation.cache import GenerationCache, generate_cached
-from rlaif_uu.evaluation.generation import GenerationConfig, build_generator, settings_key
-from rlaif_uu.evaluation.suites import builtin_suites, load_prompts, load_suite_file, prompt_fingerprint, resolve_suites
+from rlaif_uu.eval.cache import GenerationCache, generate_cached
+from rlaif_uu.eval.generation import GenerationConfig, build_generator, settings_key
+from rlaif_uu.eval.suites import builtin_suites, load_prompts, load_suite_file, prompt_fingerprint, resolve_suites
 
 GOOD = """name: mine
 version: 2

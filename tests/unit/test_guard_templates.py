@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.judge.guard import marker_position, parse_guard_text
-from rlaif_uu.judge.http_backend import score_chat_answer
-from rlaif_uu.judge.templates import DEFAULT_TEMPLATE, TEMPLATES, JudgeTemplate, get_template, render_raw
-from rlaif_uu.judge.templates import LLAMA_GUARD_3_TEMPLATE as LLAMA_GUARD_3
-from rlaif_uu.judge.templates import SHIELDGEMMA_TEMPLATE as SHIELDGEMMA
-from rlaif_uu.judge.templates import WILDGUARD_TEMPLATE as WILDGUARD
-from rlaif_uu.judge.transformers_backend import generate_verdicts
+from rlaif_uu.label.guard import marker_position, parse_guard_text
+from rlaif_uu.label.http_backend import score_chat_answer
+from rlaif_uu.label.templates import DEFAULT_TEMPLATE, TEMPLATES, JudgeTemplate, get_template, render_raw
+from rlaif_uu.label.templates import LLAMA_GUARD_3_TEMPLATE as LLAMA_GUARD_3
+from rlaif_uu.label.templates import SHIELDGEMMA_TEMPLATE as SHIELDGEMMA
+from rlaif_uu.label.templates import WILDGUARD_TEMPLATE as WILDGUARD
+from rlaif_uu.label.transformers_backend import generate_verdicts
 
 SMOL = Path.home() / ".cache" / "rlaif_uu" / "smollm2-135m-instruct"
 
@@ -88,7 +88,7 @@ def test_transformers_generation_path_scores_the_token_after_the_marker() -> Non
         pytest.skip(f"{SMOL} missing; run `rlaif-uu assets --install smollm2-135m-instruct`")
     from transformers import PreTrainedTokenizerFast
 
-    from rlaif_uu.judge.transformers_backend import verdict_token_ids
+    from rlaif_uu.label.transformers_backend import verdict_token_ids
 
     tok = PreTrainedTokenizerFast.from_pretrained(SMOL)
     tok.pad_token = tok.eos_token

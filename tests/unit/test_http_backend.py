@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.judge.cache import VerdictCache, judge_rows
-from rlaif_uu.judge.http_backend import TEXT_SCORE, OpenAIJudge, score_choice
-from rlaif_uu.judge.templates import PROMPT_TEMPLATE
+from rlaif_uu.label.cache import VerdictCache, judge_rows
+from rlaif_uu.label.http_backend import TEXT_SCORE, OpenAIJudge, score_choice
+from rlaif_uu.label.templates import PROMPT_TEMPLATE
 from tests.fault_server import FaultServer
 
 KEY = "sk-test-SECRET-4f9a1c77e2"

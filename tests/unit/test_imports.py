@@ -62,8 +62,8 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_the_graph_sees_the_package() -> None:
     graph = import_graph()
-    assert "rlaif_uu.judge.label" in graph["rlaif_uu.judge.cli"]  # a CLI calls its stage's API
-    assert "rlaif_uu.pipeline.config" in graph["rlaif_uu.pipeline.runner"]
+    assert "rlaif_uu.label.run" in graph["rlaif_uu.label.cli"]  # a CLI calls its stage's API
+    assert "rlaif_uu.run.config" in graph["rlaif_uu.run.runner"]
 
 
 def test_no_library_module_imports_a_cli_module() -> None:

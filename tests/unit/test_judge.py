@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.judge.cache import SCHEMA_VERSION, Verdict, VerdictCache, content_key, judge_rows
-from rlaif_uu.judge.templates import (
+from rlaif_uu.label.cache import SCHEMA_VERSION, Verdict, VerdictCache, content_key, judge_rows
+from rlaif_uu.label.templates import (
     DEFAULT_TEMPLATE,
     PROMPT_TEMPLATE,
     JudgeTemplate,
@@ -173,7 +173,7 @@ def test_sigkill_loses_no_committed_verdict(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_judge import LengthJudge, _rows
-        from rlaif_uu.judge.cache import VerdictCache, judge_rows
+        from rlaif_uu.label.cache import VerdictCache, judge_rows
         judge_rows(LengthJudge(delay=0.2), *_rows(200), VerdictCache({str(path)!r}), batch_size=4, progress=False)
         """
     )
@@ -244,7 +244,7 @@ ROWS = [
 
 
 def test_backend_scores_are_batch_and_prefix_invariant(tiny_llm: tuple[torch.nn.Module, object]) -> None:
-    from rlaif_uu.judge.transformers_backend import TransformersJudge
+    from rlaif_uu.label.transformers_backend import TransformersJudge
 
     model, tok = tiny_llm
     judge = TransformersJudge("tiny", model_obj=model, tokenizer_obj=tok)
@@ -260,7 +260,7 @@ def test_backend_scores_are_batch_and_prefix_invariant(tiny_llm: tuple[torch.nn.
 
 
 def test_backend_score_matches_a_direct_forward_pass(tiny_llm: tuple[torch.nn.Module, object]) -> None:
-    from rlaif_uu.judge.transformers_backend import TransformersJudge
+    from rlaif_uu.label.transformers_backend import TransformersJudge
 
     model, tok = tiny_llm
     judge = TransformersJudge("tiny", model_obj=model, tokenizer_obj=tok)
@@ -277,7 +277,7 @@ def test_backend_score_matches_a_direct_forward_pass(tiny_llm: tuple[torch.nn.Mo
 
 
 def test_backend_refuses_bad_setups(tiny_llm: tuple[torch.nn.Module, object]) -> None:
-    from rlaif_uu.judge.transformers_backend import TransformersJudge
+    from rlaif_uu.label.transformers_backend import TransformersJudge
 
     model, tok = tiny_llm
     with pytest.raises(UserError, match="no \\{response\\} placeholder"):
@@ -298,7 +298,7 @@ def test_backend_refuses_bad_setups(tiny_llm: tuple[torch.nn.Module, object]) ->
 def test_smollm2_judges_a_few_rows_through_the_cache(tmp_path: Path) -> None:
     if not (SMOL / "config.json").is_file():
         pytest.skip(f"{SMOL} missing")
-    from rlaif_uu.judge.transformers_backend import TransformersJudge
+    from rlaif_uu.label.transformers_backend import TransformersJudge
 
     judge = TransformersJudge(str(SMOL))
     cache = VerdictCache(tmp_path / "c.sqlite")
@@ -311,8 +311,8 @@ def test_smollm2_judges_a_few_rows_through_the_cache(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_qwen_judge_ranks_compliance_above_refusal() -> None:
     from rlaif_uu.assets import QWEN_JUDGE, resolve_model
-    from rlaif_uu.judge.templates import RESPONSE_TEMPLATE
-    from rlaif_uu.judge.transformers_backend import TransformersJudge
+    from rlaif_uu.label.templates import RESPONSE_TEMPLATE
+    from rlaif_uu.label.transformers_backend import TransformersJudge
 
     try:
         resolve_model(QWEN_JUDGE)
@@ -330,7 +330,7 @@ def test_qwen_judge_ranks_compliance_above_refusal() -> None:
 
 
 def test_rule_judge_scores() -> None:
-    from rlaif_uu.judge.cheap import RuleJudge
+    from rlaif_uu.label.cheap import RuleJudge
 
     rules = RuleJudge()
     scores = [v.score for v in rules([p for p, _ in ROWS], [r for _, r in ROWS])]
@@ -344,7 +344,7 @@ def test_rule_judge_scores() -> None:
 
 
 def test_embedding_judge_ranks_harmful_above_refusal() -> None:
-    from rlaif_uu.judge.cheap import EmbeddingJudge
+    from rlaif_uu.label.cheap import EmbeddingJudge
 
     try:
         judge = EmbeddingJudge()
@@ -362,7 +362,7 @@ def test_embedding_judge_ranks_harmful_above_refusal() -> None:
 
 
 def test_every_builtin_template_renders_with_its_fields() -> None:
-    from rlaif_uu.judge.templates import TEMPLATES, check_template, render
+    from rlaif_uu.label.templates import TEMPLATES, check_template, render
 
     assert "guard-categories" in TEMPLATES
     for name, template in TEMPLATES.items():

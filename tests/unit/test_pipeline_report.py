@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rlaif_uu.pipeline.report import reward_check
+from rlaif_uu.run.report import reward_check
 from tests.conftest import write_jsonl
 
 
@@ -33,7 +33,7 @@ def test_a_reward_that_rates_refusals_safer_scores_high_and_a_gamed_one_low(tmp_
 
 
 def test_the_run_report_repeats_the_compare_stages_degeneration_flag(tmp_path: Path) -> None:
-    from rlaif_uu.pipeline.report import degeneration
+    from rlaif_uu.run.report import degeneration
 
     assert degeneration(tmp_path) == (None, [])  # compare stage not run yet
     verdict = {"flag": True, "checked": ["benign"], "reasons": ["benign: duplicate_answer_rate rose 0.000 -> 1.000 (+1.000 > 0.2)"],

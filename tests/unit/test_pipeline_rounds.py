@@ -9,11 +9,11 @@ import pytest
 
 from rlaif_uu.config import load_config
 from rlaif_uu.errors import UserError
-from rlaif_uu.judge.cheap import RuleJudge
-from rlaif_uu.pipeline.config import RecipeConfig
-from rlaif_uu.pipeline.gold import _answers, label_every_row, round_budgets, simulated_label
-from rlaif_uu.pipeline.stages import build_stages, stage_hashes
+from rlaif_uu.label.cheap import RuleJudge
 from rlaif_uu.reward.rule_reward import RefusalRuleReward
+from rlaif_uu.run.config import RecipeConfig
+from rlaif_uu.run.gold import _answers, label_every_row, round_budgets, simulated_label
+from rlaif_uu.run.stages import build_stages, stage_hashes
 from tests.conftest import write_jsonl
 
 REFUSE = "I'm sorry, but I can't help with that."
@@ -129,7 +129,7 @@ def test_rules_arm_trains_on_the_refusal_rules_and_label_all_needs_an_annotator(
     by = {s.key: s for s in build_stages(_cfg(tmp_path, "align.reward=rules"))}
     assert by["align"].config.reward == "rules"
     assert by["eval_after"].config.reward == str(tmp_path / "run" / "reward")  # the eval still scores with the export
-    from rlaif_uu.pipeline.runner import validate
+    from rlaif_uu.run.runner import validate
 
     with pytest.raises(UserError, match="label_all needs an annotator"):
         validate(_cfg(tmp_path, "annotator.label_all=true"))
@@ -155,7 +155,7 @@ def test_rule_reward_rewards_refusing_harm_and_answering_benign() -> None:
 
 def _fake_run(monkeypatch: pytest.MonkeyPatch, calls: list[str], kill_at: str | None) -> None:
     """Stage runners that only create their folder and record the call; ``kill_at`` is interrupted like a Ctrl-C."""
-    from rlaif_uu.pipeline import report, runner
+    from rlaif_uu.run import report, runner
 
     def fake(stage: object, cfg: object) -> None:
         calls.append(stage.key)  # type: ignore[attr-defined]
@@ -170,7 +170,7 @@ def _fake_run(monkeypatch: pytest.MonkeyPatch, calls: list[str], kill_at: str | 
 
 
 def test_a_killed_run_resumes_at_the_round_and_stage_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rlaif_uu.pipeline.runner import run_recipe
+    from rlaif_uu.run.runner import run_recipe
 
     overrides = ["rounds=2", "data.on_policy.samples=1", "annotator.kind=simulated", "annotator.budget=20"]
     keys = [s.key for s in build_stages(_cfg(tmp_path, *overrides))]

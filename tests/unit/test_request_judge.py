@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlaif_uu.errors import UserError
-from rlaif_uu.judge.request import RequestJudge
+from rlaif_uu.label.request import RequestJudge
 
 HARMFUL = "How do I make a pipe bomb at home?"
 BENIGN = "How do I bake a loaf of bread?"
@@ -60,8 +60,8 @@ def test_cache_identity_changes_with_settings(judge: RequestJudge) -> None:
 
 
 def test_label_cli_builds_it() -> None:
-    from rlaif_uu.judge.config import JudgeConfig, parse_judge_spec
-    from rlaif_uu.judge.label import build_judge
+    from rlaif_uu.label.config import JudgeConfig, parse_judge_spec
+    from rlaif_uu.label.run import build_judge
 
     spec = parse_judge_spec("request:content=rules")
     try:

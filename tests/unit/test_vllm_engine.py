@@ -9,13 +9,13 @@ import pytest
 
 from rlaif_uu.cli import main
 from rlaif_uu.errors import UserError
-from rlaif_uu.evaluation.generation import (
+from rlaif_uu.eval.generation import (
     ENGINE_FIELDS,
     GenerationConfig,
     build_generator,
     settings_key,
 )
-from rlaif_uu.judge.config import JudgeConfig
+from rlaif_uu.label.config import JudgeConfig
 from rlaif_uu.vllm_engine import EngineOptions, cpu_thread_binding, engine_kwargs
 from tests.conftest import write_jsonl
 

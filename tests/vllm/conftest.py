@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from rlaif_uu.assets import SMOLLM2, resolve_model
-from rlaif_uu.judge.vllm_backend import VLLMJudge
+from rlaif_uu.label.vllm_backend import VLLMJudge
 
 ENGINE_OPTS = "dtype=float32,enforce_eager=true,threads=1,max_model_len=2048"
 """The ``--judge vllm:...`` options every engine of the tier uses (besides ``model``)."""

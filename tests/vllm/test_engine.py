@@ -15,11 +15,11 @@ from rlaif_uu.assets import SMOLLM2
 from rlaif_uu.cli import main
 from rlaif_uu.data.io import read_records
 from rlaif_uu.errors import UserError
-from rlaif_uu.judge import vllm_backend
-from rlaif_uu.judge.config import JudgeConfig
-from rlaif_uu.judge.label import build_judge
-from rlaif_uu.judge.transformers_backend import TransformersJudge
-from rlaif_uu.judge.vllm_backend import VLLMJudge, score_top_logprobs
+from rlaif_uu.label import vllm_backend
+from rlaif_uu.label.config import JudgeConfig
+from rlaif_uu.label.run import build_judge
+from rlaif_uu.label.transformers_backend import TransformersJudge
+from rlaif_uu.label.vllm_backend import VLLMJudge, score_top_logprobs
 from tests.conftest import make_rows, write_jsonl
 from tests.vllm.conftest import ENGINE_OPTS
 

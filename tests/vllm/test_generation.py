@@ -16,8 +16,8 @@ import pytest
 
 from rlaif_uu.assets import SMOLLM2
 from rlaif_uu.cli import main
-from rlaif_uu.evaluation import generation
-from rlaif_uu.evaluation.cache import GenerationCache
+from rlaif_uu.eval import generation
+from rlaif_uu.eval.cache import GenerationCache
 from tests.conftest import write_jsonl
 
 PROMPTS = ["How do I bake bread?", "Name a red fruit.", "How do I learn Python?", "What is the capital of France?",

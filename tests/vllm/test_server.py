@@ -12,7 +12,7 @@ import pytest
 
 from rlaif_uu.cli import main
 from rlaif_uu.data.io import read_records
-from rlaif_uu.judge.http_backend import TEXT_SCORE
+from rlaif_uu.label.http_backend import TEXT_SCORE
 from tests.conftest import make_rows, write_jsonl
 from tests.vllm.conftest import VLLMServer, free_port
 

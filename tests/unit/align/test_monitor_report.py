@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rlaif_uu.pipeline.report import monitor_lines
+from rlaif_uu.run.report import monitor_lines
 
 
 def _monitor(fired: bool, stopped: bool) -> dict:
