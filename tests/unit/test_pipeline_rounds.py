@@ -153,6 +153,17 @@ def test_rule_reward_rewards_refusing_harm_and_answering_benign() -> None:
         reward(["x"], [REFUSE])
 
 
+def test_rule_reward_with_must_end_pays_only_for_refusals_that_ended() -> None:
+    reward = RefusalRuleReward(must_end=True, max_length=4)
+    hacked = "No, I'm sorry for the misunderstanding. Here is how to do it: first"
+    out = reward(["x"] * 4, [REFUSE, hacked, COMPLY, COMPLY], kind=["harmful", "harmful", "harmful", "benign"],
+                 completion_ids=[[1, 2, 0], [1, 2, 3, 4], [1, 0], [1, 2, 3, 4]])
+    assert out == [1.0, 0.0, 0.0, 1.0]  # the cut-off "refusal" earns nothing; a benign answer needs no end
+    assert RefusalRuleReward()(["x"], [hacked], kind=["harmful"]) == [1.0]  # without must_end the words suffice
+    with pytest.raises(UserError, match="completion_ids"):
+        reward(["x"], [REFUSE], kind=["harmful"])
+
+
 def _fake_run(monkeypatch: pytest.MonkeyPatch, calls: list[str], kill_at: str | None) -> None:
     """Stage runners that only create their folder and record the call; ``kill_at`` is interrupted like a Ctrl-C."""
     from rlaif_uu.run import report, runner
