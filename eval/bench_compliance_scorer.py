@@ -31,13 +31,13 @@ from rlaif_uu.assets import cache_dir
 from rlaif_uu.eval.metrics import bootstrap_mean, cohen_kappa
 from rlaif_uu.eval.suites import load_prompts, resolve_suites
 from rlaif_uu.label.cache import VerdictCache, judge_rows
-from rlaif_uu.label.config import JudgeConfig
+from rlaif_uu.label.config import judge_config
 from rlaif_uu.label.run import build_judge
 from rlaif_uu.reward.pairwise import ANSWERS
 
 RESULTS = Path(__file__).parent / "results"
 BASELINE = RESULTS / "baseline_smollm2" / "rows"
-SPEC = JudgeConfig(kind="transformers", model="qwen2.5-coder-1.5b-judge", template="compliance")
+SPEC = judge_config("transformers", model="qwen2.5-coder-1.5b-judge", template="compliance")
 
 
 def compliance_scores(judge: Any, prompts: list[str], responses: list[str]) -> np.ndarray:

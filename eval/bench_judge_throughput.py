@@ -52,13 +52,13 @@ def worker(case: dict[str, Any]) -> dict[str, Any]:
 
     from rlaif_uu.data.io import read_records
     from rlaif_uu.label.cache import judge_rows
-    from rlaif_uu.label.config import JudgeConfig, parse_judge_spec
+    from rlaif_uu.label.config import judge_config, parse_judge_spec
     from rlaif_uu.label.run import build_judge
 
     torch.set_num_threads(case["threads"])
     rows = read_records(case["input"])[: case["rows"]]
     prompts, responses = [r["prompt"] for r in rows], [r["response"] for r in rows]
-    judge = build_judge(JudgeConfig(**parse_judge_spec(judge_spec(case))), judge_responses=True)
+    judge = build_judge(judge_config(**parse_judge_spec(judge_spec(case))), judge_responses=True)
     start = time.monotonic()
     judge(["Warm-up request."], ["Warm-up reply."])
     out: dict[str, Any] = {"load_s": round(time.monotonic() - start, 1), "passes": []}

@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 from bench_refine import HERE, corpus_arrays, gold_set, judge_labels, split_and_gold, supervised
 
-from rlaif_uu.config import load_config
 from rlaif_uu.data.io import write_json
-from rlaif_uu.refine.config import BackboneConfig, build_backbone
+from rlaif_uu.refine.config import FrozenBackboneConfig, build_backbone
 from rlaif_uu.refine.loop import refine
 
 SIZES = (50, 100, 150, 200, 300, 450)
@@ -118,7 +117,7 @@ def main() -> None:
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated clean-label counts")
     ap.add_argument("--out", default=str(HERE / "results" / "label_value"))
     args = ap.parse_args()
-    backbone = build_backbone(load_config(BackboneConfig, flags={"kind": "frozen"}))
+    backbone = build_backbone(FrozenBackboneConfig())
     texts, y, ids = corpus_arrays()
     backbone.prepare(texts)
     sizes = tuple(int(n) for n in args.sizes.split(","))

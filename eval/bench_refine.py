@@ -27,12 +27,11 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 
-from rlaif_uu.config import load_config
 from rlaif_uu.data.corpus import build_safety_corpus, simulate_judge
 from rlaif_uu.data.io import write_json
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
-from rlaif_uu.refine.config import BackboneConfig, build_backbone
+from rlaif_uu.refine.config import backbone_config, build_backbone
 from rlaif_uu.refine.loop import refine
 from rlaif_uu.refine.losses import pn_risk
 from rlaif_uu.refine.priors import GoldSet, sample_gold
@@ -299,7 +298,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     refine_kw = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.refine)}
-    cfg = load_config(BackboneConfig, flags={"kind": args.backbone}, overrides=args.set)
+    cfg = backbone_config(args.backbone, **{k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.set)})
     backbone = build_backbone(cfg)
     texts, y, ids = corpus_arrays()
     results: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "backbone": vars(cfg), "seeds": args.seeds,

@@ -33,7 +33,7 @@ from rlaif_uu.errors import UserError
 from rlaif_uu.refine.active import run_active
 from rlaif_uu.refine.classify import logits_for, sentence_embeddings, train_on_labels
 from rlaif_uu.refine.confident import confident_refine
-from rlaif_uu.refine.config import BackboneConfig, build_backbone
+from rlaif_uu.refine.config import FrozenBackboneConfig, build_backbone
 from rlaif_uu.refine.ensemble import accuracy_weighted, dawid_skene, majority
 from rlaif_uu.refine.loop import refine
 from rlaif_uu.refine.neighbourhood import neighbourhood_refine
@@ -206,7 +206,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    backbone = build_backbone(BackboneConfig())
+    backbone = build_backbone(FrozenBackboneConfig())
     texts, y, ids = corpus_arrays()
     backbone.prepare(texts)
     emb = sentence_embeddings(texts, backbone, "all-minilm-l6-v2")

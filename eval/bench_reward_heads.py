@@ -36,7 +36,7 @@ from rlaif_uu.reward.classifier import load_harm_scorer
 from rlaif_uu.reward.pairwise import sampled_accuracy
 from rlaif_uu.run.config import RecipeConfig
 from rlaif_uu.run.data import load_corpus
-from rlaif_uu.run.gold import _corpus_gold, simulated_label
+from rlaif_uu.run.gold import corpus_gold, simulated_label
 from rlaif_uu.run.on_policy import check_groups, on_policy_rows
 
 RECIPE = "recipes/ladder/all_gold.yaml"
@@ -49,7 +49,7 @@ def training_rows(cfg: RecipeConfig) -> tuple[list[str], np.ndarray, np.ndarray]
     """Classifier texts, annotator labels (1 = harmful) and an on-policy mask of the all-gold arm's corpus."""
     rules = RuleJudge()
     corpus, _ = load_corpus(cfg)
-    gold = _corpus_gold(cfg)
+    gold = corpus_gold(cfg)
     answers = on_policy_rows(cfg, cfg.align.policy, cfg.align.prompts)
     texts = [classifier_text(r["prompt"], r["response"]) for r in corpus + answers]
     labels = [gold[str(r["id"])] for r in corpus] + [simulated_label(r["source"].removeprefix("on_policy-"), r["response"], rules)

@@ -35,13 +35,13 @@ def silence_progress() -> None:
 def quiet_third_party() -> None:
     """Keep the libraries' repeated deprecation notices, load reports and info logs off a user's terminal.
 
-    rlaif-uu reports through ``logging`` and one-line errors, never through ``warnings``, so filtering
-    the warning categories below hides only what other packages emit.
+    Only warnings attributed to other packages are hidden: one that a warning's stack level pins on an
+    rlaif_uu module still shows.
     """
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers is imported
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     for category in (FutureWarning, DeprecationWarning, UserWarning):
-        warnings.filterwarnings("ignore", category=category)
+        warnings.filterwarnings("ignore", category=category, module=r"(?!rlaif_uu(\.|$))")
     for name in ("transformers", "trl", "peft", "accelerate", "torch", "datasets", "vllm"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if "transformers" in sys.modules:
@@ -72,13 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Two-word verbs and the verbs they are registered as: argparse cannot give `eval` or `refine`, whose free
+# key=value overrides are positionals, an optional sub-verb, so these spellings are mapped before parsing.
+SUB_VERBS = {("eval", "compare"): "eval-compare", ("refine", "sample-gold"): "sample-gold"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; a :class:`UserError` becomes one line on stderr and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["refine", "sample-gold"]:
-        argv = argv[1:]
-    if argv[:2] == ["eval", "compare"]:
-        argv = ["eval-compare", *argv[2:]]
+    if tuple(argv[:2]) in SUB_VERBS:
+        argv = [SUB_VERBS[tuple(argv[:2])], *argv[2:]]  # type: ignore[index]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # one "Retrying request" line per request in flight would bury the one error line that matters (it names the server)
     logging.getLogger("openai").setLevel(logging.WARNING)

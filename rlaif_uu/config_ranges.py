@@ -60,13 +60,13 @@ RANGES: dict[str, Range] = {
     "timeout": POSITIVE, "max_retries": AT_LEAST_0, "gpu_memory_utilization": SHARE, "kv_cache_gb": POSITIVE,
     "num_processes": AT_LEAST_1,
     # label / eval judges
-    "JudgeConfig.threshold": ANY, "JudgeConfig.harmful_fraction": OPEN_UNIT, "JudgeConfig.max_field_tokens": AT_LEAST_1,
+    "BaseJudgeConfig.threshold": ANY, "BaseJudgeConfig.harmful_fraction": OPEN_UNIT, "max_field_tokens": AT_LEAST_1,
     # refine
     "RefineConfig.lam": ANY, "RefineConfig.iterations": AT_LEAST_1, "RefineConfig.val_fraction": OPEN_UNIT,
     "RefineConfig.flip_tol": UNIT, "RefineConfig.margin_se": AT_LEAST_0,
-    "BackboneConfig.hidden": AT_LEAST_1, "BackboneConfig.train_layers": AT_LEAST_0, "BackboneConfig.weight_decay": AT_LEAST_0,
-    "BackboneConfig.epochs": AT_LEAST_1, "BackboneConfig.lr": POSITIVE, "BackboneConfig.max_length": AT_LEAST_1,
-    "BackboneConfig.lora_r": AT_LEAST_1, "BackboneConfig.lora_alpha": AT_LEAST_1,
+    "FrozenBackboneConfig.hidden": AT_LEAST_1, "EncoderBackboneConfig.train_layers": AT_LEAST_0, "weight_decay": AT_LEAST_0,
+    "BaseBackboneConfig.epochs": AT_LEAST_1, "BaseBackboneConfig.lr": POSITIVE, "BaseBackboneConfig.max_length": AT_LEAST_1,
+    "PeftBackboneConfig.lora_r": AT_LEAST_1, "PeftBackboneConfig.lora_alpha": AT_LEAST_1,
     "NeighbourhoodConfig.k": AT_LEAST_1, "NeighbourhoodConfig.certain": UNIT, "NeighbourhoodConfig.two": UNIT,
     "NeighbourhoodConfig.noisy_threshold": UNIT, "NeighbourhoodConfig.checkpoints": AT_LEAST_1,
     "NeighbourhoodConfig.rounds": AT_LEAST_1, "NeighbourhoodConfig.alpha": UNIT,
@@ -125,19 +125,6 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
     close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise UserError(f"{name} '{value}' is unknown; use one of {', '.join(choices)}{hint}")
-
-
-def check_kind_fields(cfg: Any, applies: dict[str, tuple[str, ...]], where: str) -> None:
-    """Raise a one-line :class:`UserError` when ``cfg`` (a dataclass with a ``kind``) sets a field, away from its
-    default, that its kind does not read: ``applies`` maps such fields to the kinds that read them."""
-    for f in dataclasses.fields(cfg):
-        kinds = applies.get(f.name)
-        if kinds is None or cfg.kind in kinds:
-            continue
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if getattr(cfg, f.name) != default:
-            raise UserError(f"{where}.{f.name} applies to kind {' / '.join(kinds)}, not to kind '{cfg.kind}': "
-                            f"remove it or change {where}.kind")
 
 
 def check_ranges(cfg: Any, prefix: str = "") -> None:

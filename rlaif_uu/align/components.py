@@ -38,7 +38,7 @@ def reward_functions(cfg: AlignConfig, dataset: Any) -> tuple[list[Any], list[fl
 
     ``cfg.reward == "rules"`` trains on the refusal rules themselves (:class:`RefusalRuleReward`).
     """
-    safety: Any = RefusalRuleReward(cfg.refusal_must_end, cfg.max_completion_length) if cfg.reward == RULES else SafetyReward(
+    safety: Any = RefusalRuleReward() if cfg.reward == RULES else SafetyReward(
         cfg.reward, output=cfg.reward_output, length_penalty=cfg.length_penalty, length_free_words=cfg.length_free_words,
         benign_prompts=benign_texts(dataset) if cfg.benign_refusal_penalty else None,
         benign_refusal_penalty=cfg.benign_refusal_penalty,

@@ -92,7 +92,6 @@ class AlignConfig:
     policy: str = "smollm2-135m-instruct"  # alias, local HF folder or hub id
     reward: str = MISSING  # an exported reward folder (rlaif-uu reward export), or "rules": the refusal rules as the reward
     reward_output: str = "probability"  # probability | logodds | centered
-    refusal_must_end: bool = False  # reward=rules: a refusal of a harmful prompt counts only if the completion ended
     reward_weight: float = 1.0
     benign_refusal_penalty: float = 0.0  # subtracted when the policy refuses a benign training prompt
     length_penalty: float = 0.0  # per 100 words beyond length_free_words

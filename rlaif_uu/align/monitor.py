@@ -77,11 +77,11 @@ def build_scorer(spec: str) -> Any:
     if kind == "refusal" and not rest:
         return RefusalScorer()
     if kind == "judge" and rest:
-        from rlaif_uu.label.config import JudgeConfig, parse_judge_spec
+        from rlaif_uu.label.config import judge_config, parse_judge_spec
         from rlaif_uu.label.run import build_judge
 
         try:
-            return JudgeScorer(build_judge(JudgeConfig(**parse_judge_spec(rest)), judge_responses=True))
+            return JudgeScorer(build_judge(judge_config(**parse_judge_spec(rest)), judge_responses=True))
         except UserError as exc:
             raise UserError(f"align.monitor.scorer={spec!r}: {exc}") from None
     if kind == "reward" and rest:

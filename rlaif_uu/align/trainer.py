@@ -68,8 +68,6 @@ def check_config(cfg: AlignConfig) -> None:
     if cfg.reward == RULES and cfg.algorithm == "ppo":
         raise UserError("reward=rules needs a reward function, and TRL's PPO takes only a reward model; use grpo or rloo")
     if cfg.reward != RULES:
-        if cfg.refusal_must_end:
-            raise UserError("align.refusal_must_end applies to reward=rules only; remove it or set align.reward=rules")
         load_reward_metadata(cfg.reward)
     resolve_model(cfg.policy)
     if cfg.algorithm == "ppo":

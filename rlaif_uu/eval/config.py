@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from omegaconf import MISSING
 
 from rlaif_uu.eval.generation import GenerationConfig
 from rlaif_uu.eval.metrics import B_DEFAULT
-from rlaif_uu.label.config import JudgeConfig
+from rlaif_uu.label.config import JUDGE_TAG
 
 
 @dataclass
@@ -22,7 +23,7 @@ class EvalConfig:
     limit_seed: int = 0
     holdout: dict[str, float] = field(default_factory=dict)  # suite -> fraction: only its prompts in align's hash hold-out
     generation: GenerationConfig = field(default_factory=GenerationConfig)
-    judges: list[JudgeConfig] = field(default_factory=list)  # LLM/cheap judges scoring the completions
+    judges: list[Any] = field(default_factory=list, metadata={"tagged": JUDGE_TAG})  # JudgeConfig items: judges scoring the completions
     reward: str | None = None  # exported reward model folder
     refusal_classifier: str | None = None  # encoder for a zero-shot refusal classifier beside the rules (all-minilm-l6-v2)
     bootstrap: int = B_DEFAULT  # bootstrap resamples per interval

@@ -26,13 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from rlaif_uu.config_ranges import check_choice, check_kind_fields
+from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.io import Row, check_output, read_records, write_json, write_records
 from rlaif_uu.errors import UserError
 from rlaif_uu.label.cache import Judge
 from rlaif_uu.label.config import (
     AGGREGATES,
-    JUDGE_FIELDS,
     KINDS,
     OUT_SUFFIXES,
     JudgeConfig,
@@ -57,11 +56,6 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Judge:
     )
 
     check_choice("judge kind", cfg.kind, KINDS)
-    check_kind_fields(cfg, JUDGE_FIELDS, "judge")
-    template = get_template(cfg.template) if cfg.template else (DEFAULT_TEMPLATE if judge_responses else PROMPT_TEMPLATE)
-    if cfg.kind in ("transformers", "vllm", "openai"):
-        check_template(template, judge_responses)
-    threshold = 0.0 if cfg.threshold is None else cfg.threshold
     if cfg.kind == "rules":
         from rlaif_uu.label.cheap import RuleJudge
 
@@ -74,6 +68,9 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Judge:
         from rlaif_uu.label.request import RequestJudge
 
         return RequestJudge(cfg.model or MINILM, refusal=cfg.refusal, content=cfg.content)
+    template = get_template(cfg.template) if cfg.template else (DEFAULT_TEMPLATE if judge_responses else PROMPT_TEMPLATE)
+    check_template(template, judge_responses)
+    threshold = 0.0 if cfg.threshold is None else cfg.threshold
     if cfg.kind == "openai":
         from rlaif_uu.label.http_backend import OpenAIJudge
 
@@ -200,8 +197,6 @@ def run_label(cfg: LabelConfig) -> Path:
     judge_responses = not cfg.prompt_only
     if judge_responses and not any(r["response"].strip() for r in rows):
         raise UserError(f"{cfg.input}: no row has a response; pass --prompt-only to judge prompts alone")
-    for jc in cfg.judges:
-        check_choice("judge kind", jc.kind, KINDS)
     names = judge_names(cfg.judges)
     judges = [build_judge(jc, judge_responses) for jc in cfg.judges]
     if cfg.judges == default_judges():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import MISSING
 
-from rlaif_uu.config_ranges import check_choice, check_kind_fields
+from rlaif_uu.config import Tagged, build_tagged
+from rlaif_uu.config_ranges import check_choice
 
 if TYPE_CHECKING:  # torch loads only when a backbone is built
     from rlaif_uu.refine.train import Backbone
@@ -17,27 +19,71 @@ METHODS = ("robust_uu", "neighbourhood", "confident", "ensemble", "active")
 
 
 @dataclass
-class BackboneConfig:
-    """Classifier family and its training settings (``None`` = the family's default)."""
+class BaseBackboneConfig:
+    """What every classifier family reads (``None`` = the family's default)."""
 
-    kind: str = "frozen"  # frozen | encoder | causal
+    kind: str = "frozen"
     model: str | None = None  # alias, local HF folder or hub id
-    head: str = "linear"  # frozen only: linear | mlp | factored | factored_mlp (P(harmful request) x P(answer complies))
-    hidden: int = 256  # frozen mlp / factored_mlp width
-    segments: bool = True  # frozen, encoder (mean pooling): embed user and assistant turns apart and concatenate
-    peft: str | None = None  # encoder/causal: none | lora | qlora
-    pooling: str | None = None  # encoder: mean (frozen-probe architecture, default) | cls (sequence classifier)
-    warm_start: bool | None = None  # encoder (mean): start the head from a linear probe (LP-FT)
-    train_layers: int | None = None  # encoder (mean, full): train only the top k layers, cache the rest
-    weight_decay: float | None = None  # frozen, encoder: AdamW weight decay
-    standardize: bool = False  # frozen: z-score the embeddings before the head
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
     max_length: int = 256
+
+
+@dataclass
+class FrozenBackboneConfig(BaseBackboneConfig):
+    """``frozen``: a frozen sentence encoder's embeddings (cached) and a small trained head."""
+
+    kind: str = "frozen"
+    head: str = "linear"  # linear | mlp | factored | factored_mlp (P(harmful request) x P(answer complies))
+    hidden: int = 256  # mlp / factored_mlp width
+    segments: bool = True  # embed user and assistant turns apart and concatenate
+    weight_decay: float | None = None  # AdamW weight decay
+    standardize: bool = False  # z-score the embeddings before the head
+
+
+@dataclass
+class PeftBackboneConfig(BaseBackboneConfig):
+    """What the trained families (encoder, causal) share: adapters and remote code."""
+
+    peft: str | None = None  # none | lora | qlora
     lora_r: int = 8
     lora_alpha: int = 32
     trust_remote_code: bool = False
+
+
+@dataclass
+class EncoderBackboneConfig(PeftBackboneConfig):
+    """``encoder``: a fine-tuned encoder (BERT family), full or LoRA."""
+
+    kind: str = "encoder"
+    pooling: str | None = None  # mean (frozen-probe architecture, default) | cls (sequence classifier)
+    segments: bool = True  # mean pooling: embed user and assistant turns apart and concatenate
+    warm_start: bool | None = None  # mean pooling: start the head from a linear probe (LP-FT)
+    train_layers: int | None = None  # mean pooling, full: train only the top k layers, cache the rest
+    weight_decay: float | None = None  # AdamW weight decay
+
+
+@dataclass
+class CausalBackboneConfig(PeftBackboneConfig):
+    """``causal``: a causal LM with a classification head, LoRA or QLoRA (the paper's backbone)."""
+
+    kind: str = "causal"
+
+
+BACKBONE_KINDS: dict[str, type] = {"frozen": FrozenBackboneConfig, "encoder": EncoderBackboneConfig,
+                                   "causal": CausalBackboneConfig}
+BackboneConfig = FrozenBackboneConfig | EncoderBackboneConfig | CausalBackboneConfig
+BACKBONE_TAG = Tagged(BACKBONE_KINDS, "frozen")
+
+
+def backbone_config(kind: str = "frozen", **settings: Any) -> BackboneConfig:
+    """The config of a classifier family (``backbone_config("encoder", pooling="cls")``).
+
+    Raises:
+        UserError: an unknown kind, or a setting that kind does not read (named with the kinds that do).
+    """
+    return build_tagged(BACKBONE_TAG, {"kind": kind, **settings}, "backbone")  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -108,7 +154,7 @@ class RefineConfig:
     combine: str = "judge"  # judge: relabel by classifier + judge verdict stacked on the gold rows | none: classifier alone
     seed: int = 0
     overwrite: bool = False
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    backbone: Any = field(default_factory=FrozenBackboneConfig, metadata={"tagged": BACKBONE_TAG})  # a BackboneConfig
     neighbourhood: NeighbourhoodConfig = field(default_factory=NeighbourhoodConfig)
     confident: ConfidentConfig = field(default_factory=ConfidentConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
@@ -123,39 +169,12 @@ def loop_settings(cfg: RefineConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in LOOP_KEYS}
 
 
-BACKBONE_FIELDS: dict[str, tuple[str, ...]] = {  # fields that only some backbone kinds read
-    **dict.fromkeys(("head", "hidden", "standardize"), ("frozen",)),
-    **dict.fromkeys(("segments", "weight_decay"), ("frozen", "encoder")),
-    **dict.fromkeys(("pooling", "warm_start", "train_layers"), ("encoder",)),
-    **dict.fromkeys(("peft", "lora_r", "lora_alpha", "trust_remote_code"), ("encoder", "causal")),
-}
-
-
 def build_backbone(cfg: BackboneConfig) -> Backbone:
-    """Instantiate the backbone named by ``cfg.kind`` with the settings that are set.
-
-    Raises:
-        UserError: an unknown kind, or a setting the kind does not read.
-    """
+    """Instantiate the backbone named by ``cfg.kind``; every setting of the kind's config is its constructor's."""
     from rlaif_uu.refine.backbones import (
         BACKBONES,  # torch: imported only when a backbone is built
     )
 
     check_choice("backbone.kind", cfg.kind, BACKBONES)
-    check_kind_fields(cfg, BACKBONE_FIELDS, "backbone")
-    kw: dict[str, Any] = {"max_length": cfg.max_length}
-    for key in ("model", "epochs", "batch_size", "lr"):
-        if getattr(cfg, key) is not None:
-            kw[key] = getattr(cfg, key)
-    if cfg.kind == "frozen":
-        kw.update(head=cfg.head, hidden=cfg.hidden, segments=cfg.segments, standardize=cfg.standardize)
-    elif cfg.kind == "encoder":
-        kw["segments"] = cfg.segments
-        kw.update({k: getattr(cfg, k) for k in ("pooling", "warm_start", "train_layers") if getattr(cfg, k) is not None})
-    if cfg.kind != "causal" and cfg.weight_decay is not None:
-        kw["weight_decay"] = cfg.weight_decay
-    if cfg.kind != "frozen":
-        kw.update(lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, trust_remote_code=cfg.trust_remote_code)
-        if cfg.peft is not None:
-            kw["peft"] = cfg.peft
-    return BACKBONES[cfg.kind](**kw)
+    kw = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "kind"}
+    return BACKBONES[cfg.kind](**{k: v for k, v in kw.items() if v is not None})  # None: the family's default

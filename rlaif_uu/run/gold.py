@@ -165,7 +165,7 @@ def label_round(cfg: Any, round_no: int, n: int, labelled_file: Path, previous_g
     return out
 
 
-def _corpus_gold(cfg: Any) -> dict[str, int]:
+def corpus_gold(cfg: Any) -> dict[str, int]:
     """id -> the corpus rows' own labels (1 = harmful): the built-in corpus's dataset labels, or the file's column."""
     from rlaif_uu.run.data import builtin_name
 
@@ -186,7 +186,7 @@ def label_every_row(cfg: Any, round_no: int, labelled_file: Path, out: Path, que
     labelled = read_records(labelled_file, required=("prompt", "judge_label"))
     on_policy = [r for r in labelled if str(r.get("id", "")).startswith("onpolicy-")]
     labels = _answers(cfg, on_policy, queue) if on_policy else {}
-    corpus = _corpus_gold(cfg) if len(on_policy) < len(labelled) else {}
+    corpus = corpus_gold(cfg) if len(on_policy) < len(labelled) else {}
     rows = []
     for r in labelled:
         key = str(r.get("id", ""))

@@ -13,12 +13,19 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlaif_uu.align.config import AlignConfig
 from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.io import write_json
 from rlaif_uu.errors import UserError
+from rlaif_uu.eval.config import EvalConfig
+from rlaif_uu.label.config import LabelConfig
+from rlaif_uu.refine.config import RefineConfig
+from rlaif_uu.reward.config import ExportConfig
 from rlaif_uu.run.config import RecipeConfig, gold_files, gold_path
 from rlaif_uu.run.stages import Stage, build_stages, stage_hashes
 
@@ -189,8 +196,31 @@ def _compare(stage: Stage, cfg: RecipeConfig) -> None:
     compare_reports(c["before"], c["after"], c["out"], overwrite=True)
 
 
-RUNNERS = {"label": _label, "gold": _gold, "refine": _refine, "reward": _reward, "eval": _eval, "align": _align,
-           "compare": _compare}
+@dataclass(frozen=True)
+class StageKind:
+    """A row of the stage table: a kind of stage, the config it runs with, what runs it, what it reads and writes.
+
+    :func:`rlaif_uu.run.stages.build_stages` wires each stage (its config's inputs and outputs under the run
+    folder and its upstream stages); the run loop looks its runner up here. A new kind of stage is a row here
+    and its place in ``build_stages``.
+    """
+
+    name: str
+    config: type  # the config object a stage of this kind carries (``dict``: the wiring of a stage with no API config)
+    run: Callable[[Stage, RecipeConfig], None]
+    reads: str
+    writes: str
+
+
+STAGE_KINDS: dict[str, StageKind] = {k.name: k for k in (
+    StageKind("label", LabelConfig, _label, "the corpus; from round 2 the policy's answers too", "label/labelled.jsonl"),
+    StageKind("gold", dict, _gold, "this round's labelled rows, the annotator", "gold/gold.jsonl (or labelled.jsonl)"),
+    StageKind("refine", RefineConfig, _refine, "labelled rows, gold rows", "refine/ (refined.jsonl, the classifier)"),
+    StageKind("reward", ExportConfig, _reward, "refine/", "reward/ (a sequence-classification folder)"),
+    StageKind("eval", EvalConfig, _eval, "a policy, reward/", "eval_before/, eval_after/ or round-r/eval/"),
+    StageKind("align", AlignConfig, _align, "round r-1's policy, reward/", "align/policy/"),
+    StageKind("compare", dict, _compare, "eval_before/, the last eval", "compare/"),
+)}
 
 
 def run_recipe(cfg: RecipeConfig, from_stage: str | None = None, dry_run: bool = False) -> Path:
@@ -218,7 +248,7 @@ def run_recipe(cfg: RecipeConfig, from_stage: str | None = None, dry_run: bool =
         write_json(out / "manifest.json", manifest)
         start = time.perf_counter()
         try:
-            RUNNERS[stages[name].kind](stages[name], cfg)
+            STAGE_KINDS[stages[name].kind].run(stages[name], cfg)
         except BaseException as exc:
             entry.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                          seconds=time.perf_counter() - start)

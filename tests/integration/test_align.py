@@ -109,12 +109,11 @@ def test_bad_input(setup: dict[str, Path], tmp_path: Path) -> None:
         "'prompt'": _args(setup | {"harm": no_prompt}, tmp_path / "c", "--steps", "1"),
         "did you mean 'num_generations'": _args(setup, tmp_path / "d", "num_generation=2"),
         "does not divide": _args(setup, tmp_path / "e", "num_generations=3"),
-        "applies to reward=rules only": _args(setup, tmp_path / "f", "refusal_must_end=true"),
     }
     for expected, args in cases.items():
         res = _cli(args)
         assert res.returncode == 2 and expected in res.stderr and res.stderr.count("\n") == 1, (expected, res.stderr)
-    assert not any((tmp_path / x).exists() for x in "abcdef")
+    assert not any((tmp_path / x).exists() for x in "abcde")
 
 
 def test_missing_optional_packages(setup: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ import pytest
 from rlaif_uu.cli import main
 from rlaif_uu.errors import UserError
 from rlaif_uu.eval import EvalConfig, GenerationConfig, compare_reports, run_eval
-from rlaif_uu.label.config import JudgeConfig
+from rlaif_uu.label.config import judge_config
 from tests.conftest import write_jsonl
 from tests.fault_server import FaultServer
 
@@ -44,7 +44,7 @@ def _benign_suite(tmp_path: Path) -> Path:
 
 
 def _http_eval(tmp_path: Path, server: FaultServer, out: str, suite: Path, *also: Path, **kw: object) -> Path:
-    judge = JudgeConfig(kind="openai", model="judge-test", base_url=server.url, logprobs=True)
+    judge = judge_config("openai", model="judge-test", base_url=server.url, logprobs=True)
     cfg = EvalConfig(model="policy-test", out=str(tmp_path / out), suites=[str(s) for s in (suite, *also)], judges=[judge],
                      generation=GenerationConfig(backend="openai", base_url=server.url, max_new_tokens=8),
                      cache=str(tmp_path / "gen.sqlite"), judge_cache=str(tmp_path / "verdicts.sqlite"), progress=False,

@@ -77,7 +77,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytes
     blank = write_jsonl(tmp_path / "blank.jsonl", [{"prompt": "hi", "response": "x"}, {"prompt": " ", "response": "y"}])
     cases = [
         ([str(corpus), "--judge", f"openai:model=m,base_url=http://127.0.0.1:9/v1,template={template}"], "no \\{response\\} placeholder"),
-        ([str(corpus), "--judge", "vllm-magic"], "judge kind 'vllm-magic' is unknown"),
+        ([str(corpus), "--judge", "vllm-magic"], "judge.kind 'vllm-magic' is unknown; use one of transformers, vllm"),
         ([str(empty), "--judge", "rules"], "no rows; the file is empty"),
         ([str(blank), "--judge", "rules"], "blank.jsonl:2: missing field 'prompt'"),
         ([str(corpus), "--judge", "rules:name=judge"], "not 'judge'"),
@@ -167,7 +167,7 @@ def test_yaml_config_with_several_judges(tmp_path: Path) -> None:
     cfg = load_config(LabelConfig, str(cfg_file), None, ["no_cache=true"])
     assert [j.kind for j in cfg.judges] == ["rules", "openai"] and cfg.judges[1].concurrency == 2 and cfg.no_cache
     assert judge_names(cfg.judges + cfg.judges[:1]) == ["rules", "openai", "rules_2"]
-    with pytest.raises(UserError, match="Key 'bogus'"):
+    with pytest.raises(UserError, match=r"^--judge 'rules:bogus=1': unknown config key 'judge.bogus'"):
         parse_judge_spec("rules:bogus=1")
 
 

@@ -42,11 +42,12 @@ def test_third_party_warnings_are_hidden_unless_verbose() -> None:
             "from rlaif_uu.cli import quiet_third_party\n"
             "{}\n"
             "warnings.warn('a deprecated thing', FutureWarning)\n"
+            "warnings.warn_explicit('OWN NOTICE', UserWarning, 'run.py', 1, module='rlaif_uu.eval.run')\n"
             "logging.basicConfig()\n"
             "logging.getLogger('transformers.modeling_utils').warning('LOAD REPORT')\n"
             "logging.getLogger('rlaif_uu.align.monitor').warning('ALARM')\n")
     quiet = _run(code.format("quiet_third_party()"))
     assert "deprecated" not in quiet.stderr and "LOAD REPORT" not in quiet.stderr
-    assert "ALARM" in quiet.stderr  # the project's own warnings stay
+    assert "ALARM" in quiet.stderr and "OWN NOTICE" in quiet.stderr  # the project's own warnings stay
     verbose = _run(code.format("pass"))
     assert "deprecated" in verbose.stderr and "LOAD REPORT" in verbose.stderr

@@ -101,9 +101,11 @@ def test_every_numeric_setting_of_every_stage_has_a_range() -> None:
             if typing.get_origin(hints[f.name]) in (list, dict):
                 kinds = typing.get_args(hints[f.name])[-1:]
             nested = [k for k in kinds if dataclasses.is_dataclass(k)]
-            if nested:
-                out += unlisted(nested[0], f"{prefix}{f.name}.")
-            elif any(k in (int, float) for k in kinds) and rule_for(cls, f.name, f.metadata) is None:
+            if "tagged" in f.metadata:  # a judge or backbone: each kind's own dataclass
+                nested = list(f.metadata["tagged"].kinds.values())
+            for k in nested:
+                out += unlisted(k, f"{prefix}{f.name}.")
+            if not nested and any(k in (int, float) for k in kinds) and rule_for(cls, f.name, f.metadata) is None:
                 out.append(f"{cls.__name__}.{f.name} ({prefix}{f.name})")
         return out
 
@@ -132,16 +134,34 @@ def test_a_choice_outside_its_set_names_the_setting_the_choices_and_the_closest(
         check_choice("loss", "hinge", ("robust_uu", "uu", "pn"))
 
 
-def test_a_setting_the_chosen_kind_does_not_read_is_an_error() -> None:
-    from rlaif_uu.label.config import JudgeConfig
-    from rlaif_uu.label.run import build_judge
-    from rlaif_uu.refine.config import BackboneConfig, build_backbone
+def test_a_setting_the_chosen_kind_does_not_read_is_an_error(tmp_path: Path) -> None:
+    from rlaif_uu.label.config import LabelConfig, OpenAIJudgeConfig, RulesJudgeConfig, judge_config
+    from rlaif_uu.refine.config import EncoderBackboneConfig, FrozenBackboneConfig, backbone_config
 
     with pytest.raises(UserError, match=r"^judge.base_url applies to kind openai, not to kind 'rules': remove it"):
-        build_judge(JudgeConfig(kind="rules", base_url="http://127.0.0.1:1/v1"), judge_responses=True)
+        judge_config("rules", base_url="http://127.0.0.1:1/v1")
     with pytest.raises(UserError, match=r"^backbone.head applies to kind frozen, not to kind 'causal'"):
-        build_backbone(BackboneConfig(kind="causal", head="mlp"))
-    with pytest.raises(UserError, match=r"^backbone.pooling applies to kind encoder"):
-        build_backbone(BackboneConfig(kind="frozen", pooling="cls"))
-    build_judge(JudgeConfig(kind="rules", threshold=0.5), judge_responses=True)  # every kind reads a threshold
-    assert build_backbone(BackboneConfig(kind="frozen", head="mlp")).head == "mlp"
+        backbone_config("causal", head="mlp")
+    with pytest.raises(UserError, match=r"^unknown config key 'backbone.poolng'; did you mean 'backbone.pooling'\?$"):
+        backbone_config("encoder", poolng="cls")
+    with pytest.raises(UserError, match=r"^backbone.kind 'encodr' is unknown; use one of frozen, encoder, causal \(did you mean 'encoder'\?\)$"):
+        backbone_config("encodr")
+    assert judge_config("rules", threshold=0.5) == RulesJudgeConfig(threshold=0.5)  # every kind reads a threshold
+    # In the config layer: the YAML's kind picks the dataclass; the error names the layer and the key.
+    y = tmp_path / "r.yaml"
+    y.write_text("input: a.jsonl\nout: o\nbackbone: {kind: frozen, head: mlp}\n")
+    assert load_config(RefineConfig, str(y)).backbone == FrozenBackboneConfig(head="mlp")
+    with pytest.raises(UserError, match=r"^overrides: backbone.pooling applies to kind encoder, not to kind 'frozen'"):
+        load_config(RefineConfig, str(y), overrides=["backbone.pooling=cls"])
+    # Another kind starts from its own defaults, so the frozen head does not follow it.
+    got = load_config(RefineConfig, str(y), overrides=["backbone.kind=encoder", "backbone.pooling=cls", "backbone.lr=1e-4"])
+    assert got.backbone == EncoderBackboneConfig(pooling="cls", lr=1e-4)
+    with pytest.raises(UserError, match=r"setting 'backbone.lr' is -1; it must be > 0"):
+        load_config(RefineConfig, str(y), overrides=["backbone.lr=-1"])
+    y.write_text("input: a\nout: b\njudges:\n  - {kind: rules}\n  - {kind: openai, model: m, base_url: u, text: pair}\n")
+    with pytest.raises(UserError, match=r"r.yaml: judges\[1\].text applies to kind embedding, not to kind 'openai'"):
+        load_config(LabelConfig, str(y))
+    got = load_config(LabelConfig, None, {"input": "a", "out": "b", "judges": [{"kind": "openai", "model": "m", "concurrency": "3"}]})
+    assert got.judges == [OpenAIJudgeConfig(model="m", concurrency=3)]
+    with pytest.raises(UserError, match=r"config key 'judges\[0\].concurrency'.*"):
+        load_config(LabelConfig, None, {"input": "a", "out": "b", "judges": [{"kind": "openai", "concurrency": "many"}]})

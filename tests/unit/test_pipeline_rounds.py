@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -100,6 +101,10 @@ def test_one_round_keeps_the_classic_stages_and_k_rounds_chain_policies(tmp_path
     assert [by[f"round-{r}/gold"].config["n"] for r in (1, 2)] == [10, 10]
     assert by["round-1/align"].config.prompts.seed != by["round-2/align"].config.prompts.seed  # other prompts each round
     assert by["compare"].config["after"] == str(run / "round-2" / "eval")
+    from rlaif_uu.run.runner import STAGE_KINDS
+
+    for s in one + stages:  # every stage is a row of the stage table and carries that row's config type
+        assert isinstance(s.config, STAGE_KINDS[s.kind].config), (s.key, type(s.config))
 
 
 def test_all_gold_arm_trains_refinement_on_the_annotators_label_of_every_row(tmp_path: Path) -> None:
@@ -153,17 +158,6 @@ def test_rule_reward_rewards_refusing_harm_and_answering_benign() -> None:
         reward(["x"], [REFUSE])
 
 
-def test_rule_reward_with_must_end_pays_only_for_refusals_that_ended() -> None:
-    reward = RefusalRuleReward(must_end=True, max_length=4)
-    hacked = "No, I'm sorry for the misunderstanding. Here is how to do it: first"
-    out = reward(["x"] * 4, [REFUSE, hacked, COMPLY, COMPLY], kind=["harmful", "harmful", "harmful", "benign"],
-                 completion_ids=[[1, 2, 0], [1, 2, 3, 4], [1, 0], [1, 2, 3, 4]])
-    assert out == [1.0, 0.0, 0.0, 1.0]  # the cut-off "refusal" earns nothing; a benign answer needs no end
-    assert RefusalRuleReward()(["x"], [hacked], kind=["harmful"]) == [1.0]  # without must_end the words suffice
-    with pytest.raises(UserError, match="completion_ids"):
-        reward(["x"], [REFUSE], kind=["harmful"])
-
-
 def _fake_run(monkeypatch: pytest.MonkeyPatch, calls: list[str], kill_at: str | None) -> None:
     """Stage runners that only create their folder and record the call; ``kill_at`` is interrupted like a Ctrl-C."""
     from rlaif_uu.run import report, runner
@@ -174,7 +168,7 @@ def _fake_run(monkeypatch: pytest.MonkeyPatch, calls: list[str], kill_at: str | 
             raise KeyboardInterrupt
         stage.dir.mkdir(parents=True, exist_ok=True)  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(runner, "RUNNERS", {k: fake for k in runner.RUNNERS})
+    monkeypatch.setattr(runner, "STAGE_KINDS", {k: dataclasses.replace(v, run=fake) for k, v in runner.STAGE_KINDS.items()})
     monkeypatch.setattr(runner, "validate", lambda cfg: None)
     monkeypatch.setattr(report, "write_report", lambda cfg, out, manifest: out / "report.md")
     monkeypatch.setattr(report, "headline", lambda rep: [])

@@ -60,12 +60,12 @@ def test_cache_identity_changes_with_settings(judge: RequestJudge) -> None:
 
 
 def test_label_cli_builds_it() -> None:
-    from rlaif_uu.label.config import JudgeConfig, parse_judge_spec
+    from rlaif_uu.label.config import judge_config, parse_judge_spec
     from rlaif_uu.label.run import build_judge
 
     spec = parse_judge_spec("request:content=rules")
     try:
-        built = build_judge(JudgeConfig(**spec), judge_responses=True)
+        built = build_judge(judge_config(**spec), judge_responses=True)
     except UserError as exc:
         pytest.skip(str(exc))
     assert isinstance(built, RequestJudge) and built.content == "rules"

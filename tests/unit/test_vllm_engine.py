@@ -15,7 +15,7 @@ from rlaif_uu.eval.generation import (
     build_generator,
     settings_key,
 )
-from rlaif_uu.label.config import JudgeConfig
+from rlaif_uu.label.config import VllmJudgeConfig
 from rlaif_uu.vllm_engine import EngineOptions, cpu_thread_binding, engine_kwargs
 from tests.conftest import write_jsonl
 
@@ -58,7 +58,7 @@ def test_bad_engine_options_name_the_field(change: dict[str, object], message: s
 def test_generation_and_judge_configs_carry_the_same_engine_options() -> None:
     names = {f.name for f in dataclasses.fields(EngineOptions)}
     assert set(ENGINE_FIELDS) | {"seed"} == names
-    assert names <= {f.name for f in dataclasses.fields(JudgeConfig)}
+    assert names <= {f.name for f in dataclasses.fields(VllmJudgeConfig)}
     cfg = GenerationConfig(backend="vllm", dtype="float32", enforce_eager=True, kv_cache_gb=1, threads=1, max_model_len=2048)
     assert EngineOptions.from_config(cfg) == EngineOptions(max_model_len=2048, dtype="float32", kv_cache_gb=1, threads=1,
                                                            enforce_eager=True)

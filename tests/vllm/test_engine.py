@@ -16,7 +16,7 @@ from rlaif_uu.cli import main
 from rlaif_uu.data.io import read_records
 from rlaif_uu.errors import UserError
 from rlaif_uu.label import vllm_backend
-from rlaif_uu.label.config import JudgeConfig
+from rlaif_uu.label.config import judge_config
 from rlaif_uu.label.run import build_judge
 from rlaif_uu.label.transformers_backend import TransformersJudge
 from rlaif_uu.label.vllm_backend import VLLMJudge, score_top_logprobs
@@ -105,4 +105,4 @@ def test_bad_model_and_missing_vllm_are_one_line_errors(tmp_path: Path, capsys: 
         assert not out.exists()
     monkeypatch.setattr(vllm_backend, "find_spec", lambda name: None)
     with pytest.raises(UserError, match=r"pip install vllm.*bash scripts/setup_vllm.sh"):
-        build_judge(JudgeConfig(kind="vllm", model=SMOLLM2), judge_responses=True)
+        build_judge(judge_config("vllm", model=SMOLLM2), judge_responses=True)
