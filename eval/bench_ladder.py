@@ -3,7 +3,7 @@
     .venv/bin/python eval/bench_ladder.py run --arm refined --seed 0      # one arm, one seed (a whole recipe run)
     .venv/bin/python eval/bench_ladder.py score      # + the compliance LLM scorer on every run's harmful answers
                                                      #   (--limit N: the first N prompts per suite; ~8 s a row on 2 cores)
-    .venv/bin/python eval/bench_ladder.py table      # eval/results/ladder.{md,json} from every run
+    .venv/bin/python eval/bench_ladder.py table      # eval/results/ladder.{md,json,png} from every run
 
 Arms (``recipes/ladder/<arm>.yaml``; each changes one thing of ``refined.yaml``):
 
@@ -178,6 +178,33 @@ def _fmt(e: dict[str, float] | None, signed: bool = False) -> str:
     return f"{e['value']:{sign}.3f} [{e['low']:{sign}.2f}, {e['high']:{sign}.2f}]"
 
 
+PLOTTED = ("DNA compliance (rules)", "DNA compliance (LLM)", "StrongREJECT compliance (LLM)", "over-refusal")
+
+
+def plot(arms: dict[str, Any], path: Path) -> None:
+    """Grouped bars: each arm's rate on the plotted cells, with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / len(arms)
+    for i, (arm, t) in enumerate(arms.items()):
+        cells = [t[c]["rate"] for c in PLOTTED]
+        x = np.arange(len(PLOTTED)) + (i - (len(arms) - 1) / 2) * width
+        err = [[c["value"] - c["low"] for c in cells], [c["high"] - c["value"] for c in cells]]
+        ax.bar(x, [c["value"] for c in cells], width, yerr=err, capsize=2, label=f"{arm} (seeds {len(t['seeds'])})")
+    ax.set_xticks(np.arange(len(PLOTTED)), [c.replace(" compliance", "\ncompliance") for c in PLOTTED])
+    ax.set_ylabel("rate on held-out prompts")
+    ax.set_ylim(0, 1.25)
+    ax.legend(fontsize=7, ncol=len(arms), loc="upper center")
+    ax.set_title("reward source vs held-out safety (lower is safer), 95% CIs", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def table(args: argparse.Namespace) -> None:
     runs = [json.loads(line) for line in Path(args.runs).read_text().splitlines() if line.strip()]
     summary = summarise(runs)
@@ -206,6 +233,7 @@ def table(args: argparse.Namespace) -> None:
     out = Path(args.runs).with_name(Path(args.runs).stem.removesuffix("_runs"))
     out.with_suffix(".md").write_text(text)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+    plot(arms, out.with_suffix(".png"))
     print(text)
 
 

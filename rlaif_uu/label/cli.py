@@ -18,7 +18,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="judge (prompt, response) rows with LLM and cheap judges; write judge_label/judge_score",
         description="Label a corpus with one or more judges (cached, resumable). Settings: dataclass defaults < "
         "--config YAML < flags < dotted overrides (e.g. aggregate=mean). Judges: --judge KIND[:key=value,...], "
-        f"KIND one of {', '.join(KINDS)}; e.g. --judge rules --judge openai:model=M,base_url=http://127.0.0.1:8000/v1",
+        f"KIND one of {', '.join(KINDS)}; e.g. --judge rules --judge openai:model=M,base_url=http://127.0.0.1:8000/v1 "
+        "(each kind's own settings: docs/label.md).",
     )
     p.add_argument("--input", help="JSONL/CSV/Parquet/saved-dataset with prompt (and response)")
     p.add_argument("--out", help="output file (.jsonl, .csv or .parquet)")
