@@ -8,8 +8,13 @@ import os
 import sys
 import warnings
 
-from rlaif_uu import __version__
+from rlaif_uu import __version__, assets
+from rlaif_uu.align import cli as align_cli
 from rlaif_uu.errors import UserError
+from rlaif_uu.eval import cli as eval_cli
+from rlaif_uu.label import cli as label_cli
+from rlaif_uu.refine import cli as refine_cli
+from rlaif_uu.run import cli as run_cli
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -50,13 +55,7 @@ def quiet_third_party() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every verb registered."""
-    from rlaif_uu import assets
-    from rlaif_uu.align import cli as align_cli
-    from rlaif_uu.eval import cli as eval_cli
-    from rlaif_uu.label import cli as label_cli
-    from rlaif_uu.refine import cli as refine_cli
     from rlaif_uu.reward import cli as reward_cli
-    from rlaif_uu.run import cli as run_cli
 
     parser = argparse.ArgumentParser(
         prog="rlaif-uu",

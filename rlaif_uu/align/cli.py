@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from rlaif_uu.align.config import ALGORITHMS, AlignConfig
+from rlaif_uu.align.run import run_align
 from rlaif_uu.config import load_config
 
 
@@ -33,8 +34,6 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed ``align`` command."""
-    from rlaif_uu.align.run import run_align
-
     flags = {k: getattr(args, k) for k in ("policy", "reward", "algorithm", "out", "steps", "resume", "overwrite")}
     run_align(load_config(AlignConfig, args.config, flags, args.overrides))
     return 0

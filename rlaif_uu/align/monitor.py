@@ -29,6 +29,7 @@ from rlaif_uu.align.alarm import AlarmRule
 from rlaif_uu.align.config import AlignConfig, MonitorSettings
 from rlaif_uu.align.prompts import sources, training_candidates
 from rlaif_uu.errors import UserError
+from rlaif_uu.eval.scorers import JudgeScorer, RefusalScorer, RewardScorer
 
 log = logging.getLogger(__name__)
 REWARD_KEY = "reward"  # what TRL's GRPO/RLOO trainers log as the weighted mean reward of a step
@@ -71,8 +72,6 @@ def build_scorer(spec: str) -> Any:
     Raises:
         UserError: an unknown kind, a bad judge spec or a folder that is not an exported reward.
     """
-    from rlaif_uu.eval.scorers import JudgeScorer, RefusalScorer, RewardScorer
-
     kind, _, rest = spec.partition(":")
     if kind == "refusal" and not rest:
         return RefusalScorer()

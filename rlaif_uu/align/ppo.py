@@ -35,6 +35,7 @@ from torch import nn
 
 from rlaif_uu.align.components import peft_config, policy_init_kwargs, reward_functions, under_deepspeed
 from rlaif_uu.align.config import AlignConfig
+from rlaif_uu.assets import resolve_model
 from rlaif_uu.errors import UserError
 
 INSTALL_HINT = ("algorithm=ppo needs trl==1.12.0 (TRL removed PPOTrainer in 1.13): install it in its own environment "
@@ -206,7 +207,6 @@ def build_ppo_trainer(cfg: AlignConfig, dataset: Any, output_dir: str) -> Any:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rlaif_uu.assets import resolve_model
 
     ppo = ppo_module()  # build_trainer ran check_config (and check_ppo_config) first
     # accelerate logs an INFO line on every gather_for_metrics of TRL's PPO (13 per step)

@@ -10,6 +10,7 @@ import numpy as np
 from rlaif_uu.align.config import PromptSettings
 from rlaif_uu.data.schema import in_holdout
 from rlaif_uu.errors import UserError
+from rlaif_uu.eval.suites import load_prompts, resolve_suites
 
 
 def source_prompts(source: str) -> list[dict[str, Any]]:
@@ -19,7 +20,6 @@ def source_prompts(source: str) -> list[dict[str, Any]]:
         from rlaif_uu.data.io import read_records
 
         return [{"id": str(r["id"]), "prompt": r["prompt"]} for r in read_records(path, required=("prompt",))]
-    from rlaif_uu.eval.suites import load_prompts, resolve_suites
 
     (suite,) = resolve_suites([source])
     return load_prompts(suite)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_uu.align.config import AlignConfig
+from rlaif_uu.align.monitor import check_monitor, monitor_prompts
 from rlaif_uu.align.prompts import build_prompts
 from rlaif_uu.config import to_yaml
 from rlaif_uu.data.io import atomic_dir, check_output, write_json, write_records
@@ -103,7 +104,6 @@ def monitor_summary(monitor: Any) -> dict[str, Any] | None:
 
 def run_align(cfg: AlignConfig) -> Path:
     """Train the policy against the reward; returns the output folder."""
-    from rlaif_uu.align.monitor import check_monitor, monitor_prompts
     from rlaif_uu.align.trainer import build_trainer, check_config
 
     out = check_output(cfg.out, folder=True)

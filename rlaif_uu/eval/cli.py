@@ -17,6 +17,10 @@ from typing import Any
 
 from rlaif_uu.config import load_config
 from rlaif_uu.errors import UserError
+from rlaif_uu.eval.config import EvalConfig
+from rlaif_uu.eval.degeneration import DegenerationThresholds
+from rlaif_uu.eval.suites import ALIASES, builtin_suites, load_suite_file
+from rlaif_uu.label.config import parse_judge_spec
 
 GEN_FLAGS = ("backend", "temperature", "top_p", "max_new_tokens", "seed", "batch_size", "system_prompt", "base_url",
              "api_key_env", "concurrency")
@@ -79,8 +83,6 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _list_suites() -> int:
-    from rlaif_uu.eval.suites import ALIASES, builtin_suites, load_suite_file
-
     for name, path in builtin_suites().items():
         s = load_suite_file(path)
         print(f"{name:<16} v{s.version:<3} {s.kind:<8} {s.description}")
@@ -90,9 +92,7 @@ def _list_suites() -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed ``eval`` command."""
-    from rlaif_uu.eval.config import EvalConfig
     from rlaif_uu.eval.run import run_eval
-    from rlaif_uu.label.config import parse_judge_spec
 
     if args.list_suites:
         return _list_suites()
@@ -114,7 +114,6 @@ def run(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     """Run the parsed ``eval compare`` command."""
     from rlaif_uu.eval.compare import compare_reports
-    from rlaif_uu.eval.degeneration import DegenerationThresholds
 
     if args.before == args.after:
         raise UserError("eval compare: BEFORE and AFTER are the same folder")

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
 from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.vllm_engine import EngineOptions, shutdown_engine, start_engine
@@ -116,7 +117,6 @@ def model_identity(model: str, cfg: GenerationConfig) -> str:
         from rlaif_uu.label.http_backend import public_url
 
         return f"openai:{model}@{public_url((cfg.base_url or '').rstrip('/'))}"
-    from rlaif_uu.assets import resolve_model
 
     ref = resolve_model(model)
     base = _adapter_base(ref.path)
@@ -129,7 +129,6 @@ def _load_transformers(name: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
 
     def load(ref: Any) -> Any:
         return AutoModelForCausalLM.from_pretrained(ref.path, dtype=torch.float32, trust_remote_code=False, **from_pretrained_kwargs(ref))
@@ -207,8 +206,6 @@ class VLLMGenerator:
     """
 
     def __init__(self, model: str, cfg: GenerationConfig) -> None:
-        from rlaif_uu.assets import resolve_model
-
         options = EngineOptions.from_config(cfg)
         options.check("generation.")
         try:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from rlaif_uu import __version__
+from rlaif_uu.assets import cache_dir
 from rlaif_uu.config import to_yaml
 from rlaif_uu.data.io import atomic_dir, write_json, write_records
 from rlaif_uu.errors import UserError
@@ -36,8 +37,10 @@ from rlaif_uu.eval.degeneration import degeneration_columns, degeneration_metric
 from rlaif_uu.eval.generation import GenerationConfig, Generator, build_generator, model_identity, settings_key
 from rlaif_uu.eval.metrics import CATALOGUE, agreement, bootstrap_mean
 from rlaif_uu.eval.report import plot_report, render_markdown
-from rlaif_uu.eval.scorers import RefusalScorer, Scores
+from rlaif_uu.eval.scorers import JudgeScorer, RefusalScorer, RewardScorer, Scores
 from rlaif_uu.eval.suites import Suite, load_prompts, prompt_fingerprint, resolve_suites
+from rlaif_uu.label.cache import VerdictCache
+from rlaif_uu.label.run import build_judge, judge_names
 
 log = logging.getLogger(__name__)
 REPORT_SCHEMA = "rlaif_uu.eval/1"
@@ -45,11 +48,6 @@ REPORT_SCHEMA = "rlaif_uu.eval/1"
 
 def _scorers(cfg: EvalConfig) -> tuple[dict[str, Any], Any]:
     """Scorers by name (refusal, each judge, reward) and the verdict cache to close afterwards."""
-    from rlaif_uu.assets import cache_dir
-    from rlaif_uu.eval.scorers import JudgeScorer, RewardScorer
-    from rlaif_uu.label.cache import VerdictCache
-    from rlaif_uu.label.run import build_judge, judge_names
-
     scorers: dict[str, Any] = {}
     reward = RewardScorer(cfg.reward) if cfg.reward else None  # fail fast on a bad folder, before generating
     scorers["refusal"] = RefusalScorer(classifier=cfg.refusal_classifier)
@@ -130,7 +128,6 @@ def run_eval(cfg: EvalConfig, command: str | None = None) -> Path:
     identity = model_identity(cfg.model, cfg.generation)
     key = settings_key(identity, cfg.generation)
     scorers, vcache = _scorers(cfg)
-    from rlaif_uu.assets import cache_dir
 
     gcache = GenerationCache(cfg.cache or cache_dir() / "eval-generations.sqlite")
     gcache.register(key, {"model": identity, **asdict(cfg.generation)})

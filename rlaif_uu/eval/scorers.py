@@ -30,6 +30,9 @@ from typing import Any
 import numpy as np
 
 from rlaif_uu.errors import UserError
+from rlaif_uu.label.cache import judge_rows
+from rlaif_uu.label.cheap import EmbeddingJudge, RuleJudge
+from rlaif_uu.reward import SafetyReward, load_reward_metadata
 
 
 @dataclass
@@ -73,8 +76,6 @@ class RefusalScorer:
     kind = "refusal"
 
     def __init__(self, rules: Any | None = None, classifier: str | None = None) -> None:
-        from rlaif_uu.label.cheap import EmbeddingJudge, RuleJudge
-
         self.rules = rules or RuleJudge()
         self.classifier = EmbeddingJudge(classifier, harmful_anchors=REFUSAL_ANCHORS,
                                          safe_anchors=COMPLIANCE_ANCHORS) if classifier else None
@@ -114,8 +115,6 @@ class JudgeScorer:
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], suite_kind: str, progress: bool = True) -> Scores:
         """Judge every (prompt, completion) pair (cached verdicts are reused)."""
-        from rlaif_uu.label.cache import judge_rows
-
         run = judge_rows(self.judge, prompts, completions, cache=self.cache, batch_size=self.batch_size, progress=progress)
         t = float(self.judge.threshold)
         unsafe = np.where(np.isnan(run.scores), np.nan, (run.scores > t).astype(float))
@@ -139,8 +138,6 @@ class RewardScorer:
     kind = "reward"
 
     def __init__(self, path: str, batch_size: int = 32) -> None:
-        from rlaif_uu.reward import SafetyReward, load_reward_metadata
-
         load_reward_metadata(path)  # a clear UserError for a folder that is not an exported reward model
         self.reward = SafetyReward(path, output="probability")
         self.batch_size = batch_size

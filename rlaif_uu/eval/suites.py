@@ -32,6 +32,8 @@ import yaml
 from omegaconf import MISSING
 
 from rlaif_uu.config import load_config
+from rlaif_uu.data import adapters
+from rlaif_uu.data.io import read_records
 from rlaif_uu.errors import UserError
 from rlaif_uu.eval.metrics import CATALOGUE
 
@@ -180,8 +182,6 @@ def resolve_suites(names: list[str]) -> list[Suite]:
 
 
 def _jsonl_prompts(suite: Suite) -> list[dict[str, Any]]:
-    from rlaif_uu.data.io import read_records
-
     path = Path(suite.source.path or "")
     if not path.is_absolute():
         path = Path(suite.file).parent / path
@@ -191,8 +191,6 @@ def _jsonl_prompts(suite: Suite) -> list[dict[str, Any]]:
 
 
 def _adapter(suite: Suite) -> Callable[[], list[dict[str, Any]]]:
-    from rlaif_uu.data import adapters
-
     src = suite.source
     return {
         "harmbench": lambda: adapters.harmbench(src.split or "test", "standard"),

@@ -34,6 +34,7 @@ import numpy as np
 
 from rlaif_uu.assets import MINILM, from_pretrained_kwargs, resolve_model
 from rlaif_uu.config_ranges import check_choice
+from rlaif_uu.data import adapters
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.label.cache import Verdict
@@ -78,8 +79,6 @@ def _digest(obj: Any) -> str:
 
 def advbench_prefixes() -> tuple[str, ...]:
     """The AdvBench refusal prefixes (:func:`rlaif_uu.data.adapters.refusal_prefixes`)."""
-    from rlaif_uu.data import adapters
-
     return adapters.refusal_prefixes()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from rlaif_uu.assets import QWEN_JUDGE, get_asset
 from rlaif_uu.config import Tagged, build_tagged
 from rlaif_uu.errors import UserError
 
@@ -121,8 +122,6 @@ def default_judges() -> list[JudgeConfig]:
 
 def default_judges_note() -> str:
     """What ``label`` says when it runs its default judges: which judge is better and how to get it."""
-    from rlaif_uu.assets import QWEN_JUDGE, get_asset
-
     get = "" if get_asset(QWEN_JUDGE).locate() else f"install it with `rlaif-uu assets --install {QWEN_JUDGE}` (1.1 GB), then "
     return (f"note: no --judge given, so judging with the rules and embedding judges (installed by the set-up); the "
             f"{QWEN_JUDGE} LLM judge labels better: {get}pass --judge rules --judge transformers:model={QWEN_JUDGE}")

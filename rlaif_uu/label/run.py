@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from rlaif_uu.assets import MINILM, QWEN_JUDGE, cache_dir
 from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.io import Row, check_output, read_records, write_json, write_records
 from rlaif_uu.errors import UserError
-from rlaif_uu.label.cache import Judge
+from rlaif_uu.label.cache import Judge, VerdictCache, judge_rows
 from rlaif_uu.label.config import (
     AGGREGATES,
     KINDS,
@@ -39,6 +40,8 @@ from rlaif_uu.label.config import (
     default_judges,
     default_judges_note,
 )
+from rlaif_uu.label.templates import DEFAULT_TEMPLATE, PROMPT_TEMPLATE, check_template, get_template
+from rlaif_uu.label.transformers_backend import TransformersJudge
 
 
 def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Judge:
@@ -47,14 +50,6 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Judge:
     Raises:
         UserError: unknown kind, missing settings, or a template that does not fit the task.
     """
-    from rlaif_uu.assets import MINILM, QWEN_JUDGE
-    from rlaif_uu.label.templates import (
-        DEFAULT_TEMPLATE,
-        PROMPT_TEMPLATE,
-        check_template,
-        get_template,
-    )
-
     check_choice("judge kind", cfg.kind, KINDS)
     if cfg.kind == "rules":
         from rlaif_uu.label.cheap import RuleJudge
@@ -87,7 +82,6 @@ def build_judge(cfg: JudgeConfig, judge_responses: bool) -> Judge:
             raise UserError("a vllm judge needs model=HF_FOLDER_OR_HUB_ID (--judge vllm:model=smollm2-135m-instruct works offline)")
         return VLLMJudge(cfg.model, template, judge_responses=judge_responses, threshold=threshold,
                          max_field_tokens=cfg.max_field_tokens, **dataclasses.asdict(EngineOptions.from_config(cfg)))
-    from rlaif_uu.label.transformers_backend import TransformersJudge
 
     return TransformersJudge(cfg.model or QWEN_JUDGE, template=template, judge_responses=judge_responses,
                              threshold=threshold, max_field_tokens=cfg.max_field_tokens)
@@ -180,9 +174,6 @@ def format_kappa(table: dict[str, dict[str, float | None]]) -> str:
 
 def run_label(cfg: LabelConfig) -> Path:
     """Judge, aggregate and write ``cfg.out`` and ``<out>.agreement.json`` (nothing is written on error)."""
-    from rlaif_uu.assets import cache_dir
-    from rlaif_uu.label.cache import VerdictCache, judge_rows
-
     start = time.monotonic()
     out = Path(cfg.out)
     if out.suffix.lower() not in OUT_SUFFIXES:

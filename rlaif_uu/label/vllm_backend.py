@@ -39,7 +39,9 @@ import numpy as np
 from rlaif_uu.assets import resolve_model
 from rlaif_uu.errors import UserError
 from rlaif_uu.label.cache import Verdict
+from rlaif_uu.label.guard import marker_position, parse_guard_text
 from rlaif_uu.label.templates import DEFAULT_TEMPLATE, JudgeTemplate, check_template, render, render_raw
+from rlaif_uu.label.transformers_backend import verdict_id_pair
 from rlaif_uu.vllm_engine import EngineOptions, shutdown_engine, start_engine
 
 log = logging.getLogger(__name__)
@@ -152,8 +154,6 @@ class VLLMJudge:
         return self._llm
 
     def _start(self) -> None:
-        from rlaif_uu.label.transformers_backend import verdict_id_pair
-
         llm = start_engine(self.ref.path, self.engine_options, f"vllm judge for '{self.name}'")
         unsafe_ids, safe_ids = verdict_id_pair(llm.get_tokenizer(), self.template, self.name)
         self._llm, self._verdict_ids = llm, (unsafe_ids, safe_ids)
@@ -220,8 +220,6 @@ class VLLMJudge:
 
     def _after_marker(self, completion: Any) -> Verdict:
         """Score a generated answer at the token after ``template.verdict_after`` (WildGuard); parsed lines in the meta."""
-        from rlaif_uu.label.guard import marker_position, parse_guard_text
-
         tok = self.llm.get_tokenizer()
         ids = list(completion.token_ids)
         label, meta = parse_guard_text(self.template, completion.text)

@@ -31,6 +31,7 @@ from rlaif_uu.data.schema import split_classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.heads import HEADS, FactoredHead, Head
 from rlaif_uu.refine.pooled import PooledClassifier, bottom_hidden_states, padded_hidden_states
+from rlaif_uu.refine.train import fit
 
 
 def default_device() -> torch.device:
@@ -340,8 +341,6 @@ class FineTunedEncoder(_TransformerClassifier):
         return self._linear_probe if self.use_warm_start else None
 
     def _linear_probe(self, model: torch.nn.Module, train: Any, val: Any, risk: Any, val_risk: Any, seed: int) -> None:
-        from rlaif_uu.refine.train import fit
-
         head = self.probe.new_model(seed)
         fit(self.probe, head, train, val, risk, val_risk, seed, desc="linear probe")
         model.classifier.load_state_dict(head.state_dict())

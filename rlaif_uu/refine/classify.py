@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from rlaif_uu.errors import UserError
+from rlaif_uu.refine.backbones import FrozenEncoder
 from rlaif_uu.refine.losses import pn_risk
 from rlaif_uu.refine.train import Backbone, FitResult, fit, predict
 
@@ -95,8 +96,6 @@ def sentence_embeddings(texts: list[str], backbone: Backbone, model: str) -> np.
     Reuses the frozen backbone's (or the encoder's linear-probe) cached embeddings when they come
     from ``model``; otherwise embeds with a frozen ``model`` (cached on disk like the frozen backbone).
     """
-    from rlaif_uu.refine.backbones import FrozenEncoder
-
     for enc in (backbone, getattr(backbone, "probe", None)):
         if isinstance(enc, FrozenEncoder) and enc.model_name == model and enc.embeddings is not None:
             return enc.embeddings.numpy()

@@ -15,14 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from rlaif_uu.assets import resolve_model
 from rlaif_uu.config import to_yaml
 from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.data.io import Row, atomic_dir, read_records, write_json, write_records
 from rlaif_uu.data.schema import classifier_text, parse_label
 from rlaif_uu.errors import UserError
-from rlaif_uu.refine.classify import RefinerOutput
+from rlaif_uu.refine.classify import RefinerOutput, logits_for, train_on_labels
 from rlaif_uu.refine.config import REFINE_COLUMNS, RefineConfig, build_backbone, loop_settings
-from rlaif_uu.refine.loop import MIN_TRAIN_ROWS
+from rlaif_uu.refine.ensemble import accuracy_weighted, check_coverage, dawid_skene, majority
+from rlaif_uu.refine.loop import MIN_TRAIN_ROWS, refine
 from rlaif_uu.refine.priors import GoldSet, load_gold
 
 NOT_JUDGES = ("judge", "gold", "refined", "human")
@@ -66,8 +68,6 @@ def gold_guard(cfg: RefineConfig, gold: GoldSet, result: RefinerOutput, judge: n
     :meth:`GoldSet.gain`). On a fall-back the labels are the judge's and the classifier is
     retrained on them, so the reward learns what the judge says, not what the refiner got wrong.
     """
-    from rlaif_uu.refine.classify import logits_for, train_on_labels
-
     gain, se = gold.gain(result.labels, judge)
     info = {"gain_vs_judge": gain, "se": se, "margin_se": cfg.margin_se, "fell_back": gain <= cfg.margin_se * se}
     if not info["fell_back"]:
@@ -127,13 +127,6 @@ def judge_columns(rows: list[Row], names: list[str] | None, source: str) -> tupl
 
 
 def _ensemble(cfg: RefineConfig, rows: list[Row], texts: list[str], backbone: Any) -> tuple[RefinerOutput, dict[str, Any], np.ndarray, GoldSet | None]:
-    from rlaif_uu.refine.ensemble import (
-        accuracy_weighted,
-        check_coverage,
-        dawid_skene,
-        majority,
-    )
-
     ec = cfg.ensemble
     check_choice("ensemble.aggregate", ec.aggregate, AGGREGATES)
     check_choice("ensemble.then", ec.then, THEN)
@@ -175,7 +168,6 @@ def _ensemble(cfg: RefineConfig, rows: list[Row], texts: list[str], backbone: An
         labels = (g > 0).astype(int)
         labels[pool] = agg[pool]
         return RefinerOutput(labels, g, res.model, diag), diag, vote_labels, gold
-    from rlaif_uu.refine.loop import refine
 
     if gold is None:
         raise UserError("ensemble.then=robust_uu needs gold rows for the priors: pass --gold FILE (or ensemble.then=classifier)")
@@ -188,8 +180,6 @@ def _ensemble(cfg: RefineConfig, rows: list[Row], texts: list[str], backbone: An
 
 def run_method(cfg: RefineConfig) -> Path:
     """Run ``cfg.method`` (neighbourhood, confident or ensemble) end to end and write ``cfg.out``."""
-    from rlaif_uu.assets import resolve_model
-
     ensemble = cfg.method == "ensemble"
     rows = read_records(cfg.input, required=("prompt", "response") if ensemble else REFINE_COLUMNS)
     backbone = build_backbone(cfg.backbone)

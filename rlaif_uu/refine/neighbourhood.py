@@ -36,6 +36,7 @@ import numpy as np
 from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.classify import RefinerOutput, logits_for, sigmoid, train_on_labels
+from rlaif_uu.refine.losses import pn_risk
 from rlaif_uu.refine.train import Backbone, fit, predict
 
 N_CLASSES = 2
@@ -56,8 +57,6 @@ def training_dynamics(backbone: Backbone, rows: np.ndarray, labels: np.ndarray, 
 
     The backbone's epochs are spread over the checkpoints (at least one epoch each).
     """
-    from rlaif_uu.refine.losses import pn_risk
-
     per = max(1, backbone.epochs // checkpoints)
     view = _Epochs(backbone, per)
     model = backbone.new_model(seed)

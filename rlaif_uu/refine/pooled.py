@@ -18,6 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
+from rlaif_uu.data.schema import split_classifier_text
+from rlaif_uu.refine.heads import Head
+
 
 class PooledClassifier(torch.nn.Module):
     """Encoder → mean pooling → L2 norm (per segment, concatenated) → a head over the concatenation: the frozen probe, trainable.
@@ -86,9 +90,6 @@ def load_pooled_scorer(path: str | Path, batch_size: int = 32) -> Callable[[list
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
-    from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
-    from rlaif_uu.data.schema import split_classifier_text
-    from rlaif_uu.refine.heads import Head
 
     path = Path(path)
     info = json.loads((path / "classifier.json").read_text())

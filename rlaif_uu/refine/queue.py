@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from rlaif_uu.assets import resolve_model
 from rlaif_uu.data.io import Row, _iter_rows, read_records, write_json, write_records
 from rlaif_uu.data.schema import (
     ACCEPTED_LABELS,
@@ -167,7 +168,6 @@ def _iter_rows_safe(path: Path) -> list[Row]:
 
 def run_active_queue(cfg: RefineConfig) -> Path | None:
     """One resumable step (or, with ``simulate_from``, every step) of the queue workflow; the output folder when done."""
-    from rlaif_uu.assets import resolve_model
     from rlaif_uu.refine.methods import (
         check_out,
         gold_summary,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward.metadata import check_safetensors, read_json
 
@@ -70,7 +71,6 @@ def load_sequence_classifier(path: Path, info: dict[str, Any], dtype: torch.dtyp
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     if (path / "adapter_config.json").is_file():

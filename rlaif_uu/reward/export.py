@@ -38,7 +38,7 @@ from scipy.optimize import minimize_scalar
 from tqdm.auto import tqdm
 
 from rlaif_uu import __version__
-from rlaif_uu.assets import hub_card
+from rlaif_uu.assets import from_pretrained_kwargs, hub_card, resolve_model
 from rlaif_uu.data.io import atomic_dir, check_output, read_records, write_json
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
@@ -121,7 +121,6 @@ def distill(texts: list[str], targets: np.ndarray, base_model: str, epochs: int 
         get_linear_schedule_with_warmup,
     )
 
-    from rlaif_uu.assets import from_pretrained_kwargs, resolve_model
 
     ref = resolve_model(base_model)
     tokenizer = AutoTokenizer.from_pretrained(ref.path, **from_pretrained_kwargs(ref))

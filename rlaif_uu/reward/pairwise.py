@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from rlaif_uu.errors import UserError
+from rlaif_uu.eval.suites import load_prompts, resolve_suites
 
 ANSWERS = {
     "refusal": "I'm sorry, but I can't help with that.",
@@ -213,8 +214,6 @@ def probe_prompts(probe: PairwiseProbe) -> tuple[list[str], list[str]]:
     Raises:
         UserError: an unknown suite, a suite of the wrong kind, or a missing dataset package.
     """
-    from rlaif_uu.eval.suites import load_prompts, resolve_suites
-
     out: list[list[str]] = []
     for kind, name in (("harmful", probe.harmful), ("benign", probe.benign)):
         suite = resolve_suites([name])[0]

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlaif_uu.errors import UserError
+from rlaif_uu.label.cheap import RuleJudge
 
 RULES = "rules"  # the ``align.reward`` value that selects this reward instead of a reward folder
 
@@ -33,8 +34,6 @@ class RefusalRuleReward:
     """A TRL reward function ``(prompts, completions, kind=[...]) -> list[float]`` (see the module docstring)."""
 
     def __init__(self) -> None:
-        from rlaif_uu.label.cheap import RuleJudge
-
         self.rules = RuleJudge()
         self.__name__ = "refusal_rule_reward"  # TRL logs each reward function under its __name__
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from rlaif_uu.config import load_config
 from rlaif_uu.run import STAGES
+from rlaif_uu.run.config import RecipeConfig
+from rlaif_uu.run.runner import run_recipe
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -29,8 +31,5 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed ``run`` command."""
-    from rlaif_uu.run.config import RecipeConfig
-    from rlaif_uu.run.runner import run_recipe
-
     run_recipe(load_config(RecipeConfig, args.recipe, {"out": args.out}, args.overrides), args.from_stage, args.dry_run)
     return 0

@@ -18,8 +18,11 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rlaif_uu.data.io import Row
+from rlaif_uu.align.prompts import mix_sources, source_prompts
+from rlaif_uu.data.io import Row, read_records, write_json, write_records
+from rlaif_uu.data.schema import in_holdout
 from rlaif_uu.errors import UserError
+from rlaif_uu.run.on_policy import on_policy_rows
 
 if TYPE_CHECKING:
     from rlaif_uu.align.config import PromptSettings
@@ -54,9 +57,6 @@ def corpus_digest(corpus: str) -> str:
 
 def heldout_prompts(cfg: RecipeConfig) -> set[str]:
     """The prompt texts of the training mix's sources that ``align.prompts.holdout`` keeps out."""
-    from rlaif_uu.align.prompts import mix_sources, source_prompts
-    from rlaif_uu.data.schema import in_holdout
-
     ps = cfg.align.prompts
     if ps.holdout <= 0:
         return set()
@@ -65,8 +65,6 @@ def heldout_prompts(cfg: RecipeConfig) -> set[str]:
 
 def load_corpus(cfg: RecipeConfig) -> tuple[list[Row], int]:
     """The corpus rows to judge and how many rows were dropped as held-out prompts."""
-    from rlaif_uu.data.io import read_records
-
     name = builtin_name(cfg.data.corpus)
     if name is not None:
         from rlaif_uu.data.corpus import build_safety_corpus
@@ -92,9 +90,6 @@ def write_corpus(cfg: RecipeConfig, path: Path, policy: str, prompts: PromptSett
     in round 1, ``data.corpus``; ``policy``'s answers to the mix ``prompts`` (``data.on_policy``,
     :mod:`rlaif_uu.run.on_policy`) follow them. Returns the number of rows dropped as held-out prompts.
     """
-    from rlaif_uu.data.io import read_records, write_json, write_records
-    from rlaif_uu.run.on_policy import on_policy_rows
-
     rows, dropped = (read_records(previous, required=("prompt",)), 0) if previous else load_corpus(cfg)
     extra = on_policy_rows(cfg, policy, prompts, round_no, progress=cfg.label.progress)
     path.parent.mkdir(parents=True, exist_ok=True)

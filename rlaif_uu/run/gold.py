@@ -43,7 +43,9 @@ import numpy as np
 from rlaif_uu.data.io import Row, read_records, write_records
 from rlaif_uu.data.schema import classifier_text, parse_label
 from rlaif_uu.errors import UserError
+from rlaif_uu.refine.config import build_backbone
 from rlaif_uu.run.config import AnnotatorSettings
+from rlaif_uu.run.data import builtin_name
 
 ANNOTATORS = ("none", "queue", "file", "simulated")
 SOURCES = {"queue": "person", "file": "file", "simulated": "simulated"}  # gold_source of the rows each annotator labels
@@ -81,7 +83,6 @@ def simulated_label(kind: str, response: str, rules: Any) -> int:
 def _query(cfg: Any, labelled: list[Row], candidates: list[int], n: int, seed: int) -> list[int]:
     """Positions (into ``labelled``) of the ``n`` candidates LAUD's query score ranks first."""
     from rlaif_uu.refine.active import QueryWeights, query_scores, select, train_with_answers
-    from rlaif_uu.refine.config import build_backbone
 
     ann: AnnotatorSettings = cfg.annotator
     judge = np.array([_label(r["judge_label"], f"row {r.get('id')}: judge_label") for r in labelled], dtype=int)
@@ -167,8 +168,6 @@ def label_round(cfg: Any, round_no: int, n: int, labelled_file: Path, previous_g
 
 def corpus_gold(cfg: Any) -> dict[str, int]:
     """id -> the corpus rows' own labels (1 = harmful): the built-in corpus's dataset labels, or the file's column."""
-    from rlaif_uu.run.data import builtin_name
-
     if builtin_name(cfg.data.corpus) is not None:
         from rlaif_uu.data.corpus import build_safety_corpus
 

@@ -25,7 +25,14 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rlaif_uu.align.monitor import monitor_prompts
+from rlaif_uu.align.prompts import build_prompts
+from rlaif_uu.assets import cache_dir
 from rlaif_uu.data.io import Row
+from rlaif_uu.eval.cache import GenerationCache, generate_cached
+from rlaif_uu.eval.generation import build_generator, model_identity, settings_key
+from rlaif_uu.label.cheap import RuleJudge
+from rlaif_uu.reward.pairwise import sampled_accuracy
 
 if TYPE_CHECKING:
     from rlaif_uu.align.config import PromptSettings
@@ -48,10 +55,6 @@ def sample_answers(cfg: RecipeConfig, policy: str, texts: list[str], k: int, des
     Raises:
         UserError: the policy cannot be loaded, or generation settings are invalid.
     """
-    from rlaif_uu.assets import cache_dir
-    from rlaif_uu.eval.cache import GenerationCache, generate_cached
-    from rlaif_uu.eval.generation import build_generator, model_identity, settings_key
-
     base = generation_config(cfg)
     identity = model_identity(policy, base)
     cache = GenerationCache(cfg.eval.cache or cache_dir() / "eval-generations.sqlite")
@@ -85,8 +88,6 @@ def on_policy_rows(cfg: RecipeConfig, policy: str, prompts: PromptSettings, roun
     Raises:
         UserError: the policy cannot be loaded, or generation settings are invalid.
     """
-    from rlaif_uu.align.prompts import build_prompts
-
     op = cfg.data.on_policy
     if op.samples <= 0:
         return []
@@ -106,9 +107,6 @@ def check_groups(cfg: RecipeConfig, policy: str, prompts: PromptSettings, n_prom
     answers each, sampled as GRPO samples them; the refusal rules say which answer is right
     (a refusal to a harmful prompt, an answer to a benign one).
     """
-    from rlaif_uu.align.monitor import monitor_prompts
-    from rlaif_uu.align.prompts import build_prompts
-    from rlaif_uu.label.cheap import RuleJudge
     from rlaif_uu.reward.pairwise import SampledGroup
 
     a = cfg.align
@@ -131,7 +129,6 @@ def check_reward(cfg: RecipeConfig, policy: str, prompts: PromptSettings, reward
     """
     import numpy as np
 
-    from rlaif_uu.reward.pairwise import sampled_accuracy
     from rlaif_uu.reward.safety_reward import SafetyReward
 
     groups, ids = check_groups(cfg, policy, prompts, cfg.data.on_policy.check_prompts, progress)

@@ -13,7 +13,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from rlaif_uu.data.io import write_json
+from rlaif_uu.data.io import read_records, write_json
+from rlaif_uu.eval.degeneration import flag_lines
 from rlaif_uu.reward.pairwise import CHECK_FILE, format_sampled
 from rlaif_uu.run.config import RecipeConfig, gold_files, gold_path
 from rlaif_uu.run.rounds_report import HEADLINE_SCORER, plot_rounds, rounds_lines, rounds_summary
@@ -34,8 +35,6 @@ def _judges(d: dict[str, Path]) -> dict[str, Any] | None:
 
 
 def _gold_rows(cfg: RecipeConfig, d: dict[str, Path]) -> int | None:
-    from rlaif_uu.data.io import read_records
-
     files = [str(gold_file(cfg, d["gold"]))] if "gold" in d else gold_files(cfg)
     return sum(len(read_records(f, required=("gold_label",))) for f in files) if files else None
 
@@ -180,8 +179,6 @@ def degeneration(compare_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
     The verdict is ``eval compare``'s (:mod:`rlaif_uu.eval.degeneration`); repeating it above every
     table keeps a policy that bought safety by wrecking its benign answers from reading as a success.
     """
-    from rlaif_uu.eval.degeneration import flag_lines
-
     deg = (_load(compare_dir / "compare.json") or {}).get("degeneration")
     return deg, flag_lines(deg) if deg and deg["flag"] else []
 

@@ -19,14 +19,23 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_uu.align.config import AlignConfig
+from rlaif_uu.align.run import run_align
+from rlaif_uu.assets import resolve_model
+from rlaif_uu.config import to_yaml
 from rlaif_uu.config_ranges import check_choice
-from rlaif_uu.data.io import write_json
+from rlaif_uu.data.io import read_records, write_json
 from rlaif_uu.errors import UserError
 from rlaif_uu.eval.config import EvalConfig
+from rlaif_uu.eval.suites import resolve_suites
 from rlaif_uu.label.config import LabelConfig
-from rlaif_uu.refine.config import RefineConfig
+from rlaif_uu.label.run import run_label
+from rlaif_uu.refine.config import RefineConfig, build_backbone
+from rlaif_uu.refine.run import run_refine
 from rlaif_uu.reward.config import ExportConfig
 from rlaif_uu.run.config import RecipeConfig, gold_files, gold_path
+from rlaif_uu.run.data import builtin_name, write_corpus
+from rlaif_uu.run.gold import ANNOTATORS, label_every_row, label_round
+from rlaif_uu.run.report import headline, reward_check, write_report
 from rlaif_uu.run.stages import Stage, build_stages, stage_hashes
 
 
@@ -72,13 +81,6 @@ def plan(cfg: RecipeConfig, from_stage: str | None = None) -> list[tuple[str, st
 
 def validate(cfg: RecipeConfig) -> None:
     """Check every input path, model and suite without running anything (the ``--dry-run``)."""
-    from rlaif_uu.assets import resolve_model
-    from rlaif_uu.data.io import read_records
-    from rlaif_uu.eval.suites import resolve_suites
-    from rlaif_uu.refine.config import build_backbone
-    from rlaif_uu.run.data import builtin_name
-    from rlaif_uu.run.gold import ANNOTATORS
-
     if cfg.rounds > 1 and cfg.data.on_policy.samples < 1:
         raise UserError(f"rounds={cfg.rounds} needs the policy's answers each round: set data.on_policy.samples >= 1")
     check_choice("annotator.kind", cfg.annotator.kind, ANNOTATORS)
@@ -114,8 +116,6 @@ def launch_command(cfg: RecipeConfig, align_yaml: Path) -> list[str]:
 
 
 def _launch_align(stage: Any, cfg: RecipeConfig) -> None:
-    from rlaif_uu.config import to_yaml
-
     align_yaml = Path(stage.out).parent / "data" / "align.yaml"
     align_yaml.parent.mkdir(parents=True, exist_ok=True)
     align_yaml.write_text(to_yaml(stage))
@@ -128,17 +128,12 @@ def _launch_align(stage: Any, cfg: RecipeConfig) -> None:
 
 
 def _label(stage: Stage, cfg: RecipeConfig) -> None:
-    from rlaif_uu.label.run import run_label
-    from rlaif_uu.run.data import write_corpus
-
     x = stage.extra
     write_corpus(cfg, Path(stage.config.input), x["policy"], x["prompts"], stage.round, x["previous_corpus"])
     run_label(stage.config)
 
 
 def _gold(stage: Stage, cfg: RecipeConfig) -> None:
-    from rlaif_uu.run.gold import label_every_row, label_round
-
     c = stage.config
     if c.get("all"):
         label_every_row(cfg, c["round"], Path(c["labelled"]), Path(c["out"]), Path(c["queue"]))
@@ -147,8 +142,6 @@ def _gold(stage: Stage, cfg: RecipeConfig) -> None:
 
 
 def _refine(stage: Stage, cfg: RecipeConfig) -> None:
-    from rlaif_uu.refine.run import run_refine
-
     if stage.config.gold == gold_path(cfg) and len(gold_files(cfg)) > 1:  # the gold files joined into one
         from rlaif_uu.data.io import read_records, write_records
 
@@ -171,7 +164,6 @@ def _reward(stage: Stage, cfg: RecipeConfig) -> None:
 
 def _eval(stage: Stage, cfg: RecipeConfig) -> None:
     from rlaif_uu.eval.run import run_eval
-    from rlaif_uu.run.report import reward_check
 
     run_eval(stage.config)
     for suite, c in reward_check(Path(stage.config.out)).items():  # an early warning, before GRPO spends its time
@@ -184,7 +176,6 @@ def _align(stage: Stage, cfg: RecipeConfig) -> None:
     if cfg.launch.accelerate_config:
         _launch_align(stage.config, cfg)
         return
-    from rlaif_uu.align.run import run_align
 
     run_align(stage.config)
 
@@ -256,7 +247,6 @@ def run_recipe(cfg: RecipeConfig, from_stage: str | None = None, dry_run: bool =
             raise
         entry.update(status="done", seconds=time.perf_counter() - start, finished=time.time())
         write_json(out / "manifest.json", manifest)
-    from rlaif_uu.run.report import headline, write_report
 
     report = write_report(cfg, out, manifest)
     print("\n".join(headline(json.loads((out / "report.json").read_text()))))

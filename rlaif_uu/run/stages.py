@@ -31,7 +31,9 @@ from typing import Any
 
 from rlaif_uu.align.prompts import mix_sources
 from rlaif_uu.config import to_yaml
+from rlaif_uu.data.io import read_records
 from rlaif_uu.run.config import RecipeConfig, gold_files, gold_path
+from rlaif_uu.run.data import corpus_digest
 from rlaif_uu.run.gold import round_budgets
 from rlaif_uu.run.on_policy import generation_config
 
@@ -64,8 +66,6 @@ def _key(cfg: RecipeConfig, r: int, name: str) -> str:
 
 
 def _gold_already(cfg: RecipeConfig) -> int:
-    from rlaif_uu.data.io import read_records
-
     return sum(len(read_records(f, required=("gold_label",))) for f in gold_files(cfg))
 
 
@@ -144,8 +144,6 @@ def stage_hashes(stages: list[Stage], cfg: RecipeConfig) -> dict[str, str]:
 
     A change anywhere invalidates that stage and what depends on it, nothing else.
     """
-    from rlaif_uu.run.data import corpus_digest
-
     corpus = [corpus_digest(cfg.data.corpus), str(cfg.data.exclude_heldout), to_yaml(cfg.data.on_policy)]
     if cfg.data.on_policy.samples > 0:  # what the policy's answers depend on
         corpus.append(to_yaml(generation_config(cfg)))

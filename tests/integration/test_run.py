@@ -143,12 +143,12 @@ def test_on_policy_answers_join_the_corpus_and_their_gold_rows_join_the_gold(
                for i, r in enumerate(rows))
     assert [r["response"] for r in rows[:4]] != [r["response"] for r in rows[4:]]  # two samples per prompt, two seeds
 
-    from rlaif_uu.eval import generation
+    from rlaif_uu.run import on_policy
 
     def no_model(*_: object) -> None:
         raise AssertionError("a cached answer was generated again")
 
-    monkeypatch.setattr(generation, "build_generator", no_model)
+    monkeypatch.setattr(on_policy, "build_generator", no_model)
     assert on_policy_rows(cfg, cfg.align.policy, cfg.align.prompts, progress=False) == rows  # from the generation cache, the policy never loaded
     monkeypatch.undo()
 

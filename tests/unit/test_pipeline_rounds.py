@@ -160,7 +160,7 @@ def test_rule_reward_rewards_refusing_harm_and_answering_benign() -> None:
 
 def _fake_run(monkeypatch: pytest.MonkeyPatch, calls: list[str], kill_at: str | None) -> None:
     """Stage runners that only create their folder and record the call; ``kill_at`` is interrupted like a Ctrl-C."""
-    from rlaif_uu.run import report, runner
+    from rlaif_uu.run import runner
 
     def fake(stage: object, cfg: object) -> None:
         calls.append(stage.key)  # type: ignore[attr-defined]
@@ -170,8 +170,8 @@ def _fake_run(monkeypatch: pytest.MonkeyPatch, calls: list[str], kill_at: str | 
 
     monkeypatch.setattr(runner, "STAGE_KINDS", {k: dataclasses.replace(v, run=fake) for k, v in runner.STAGE_KINDS.items()})
     monkeypatch.setattr(runner, "validate", lambda cfg: None)
-    monkeypatch.setattr(report, "write_report", lambda cfg, out, manifest: out / "report.md")
-    monkeypatch.setattr(report, "headline", lambda rep: [])
+    monkeypatch.setattr(runner, "write_report", lambda cfg, out, manifest: out / "report.md")
+    monkeypatch.setattr(runner, "headline", lambda rep: [])
 
 
 def test_a_killed_run_resumes_at_the_round_and_stage_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
