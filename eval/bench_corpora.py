@@ -10,8 +10,10 @@ apart, never used to choose a setting). The real judge on ``policy`` needs its Q
 
 Protocol (as eval/bench_refine.py / bench_refiners.py): per seed a stratified 80/20 split, test rows never trained
 on, every metric on them. Robust UU gets 50 gold labels drawn inside the judge's pseudo sets of the training split
-(``split_and_gold``) and runs with the library defaults (``refine``; a refusal, e.g. delta too small, keeps the judge's
-labels and counts as a fall-back). Neighbourhood and confident learning train on the training split minus the gold
+(``split_and_gold``) and runs with the library defaults (``refine``: when the judge's labels would stand, a classifier
+trained on the gold rows alone replaces them if it beats the judge on those rows, cross-fitted); the row "robust UU,
+judge fall-back" runs it with ``fallback="judge"`` (the judge's labels stand; a refusal, e.g. delta too small, keeps them
+too). Either counts as a fall-back when the judge's labels are returned. Neighbourhood and confident learning train on the training split minus the gold
 rows and are guarded by the 50 gold rows exactly as ``rlaif-uu refine --method neighbourhood|confident`` does
 (``rlaif_uu.refine.methods.gold_guard`` with the ``RefineConfig`` defaults); on a fall-back the test labels are the
 judge's. Their unguarded results are recorded too. Baselines: the raw judge, a classifier trained on the 50 gold rows
@@ -41,15 +43,16 @@ from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.classify import sentence_embeddings
 from rlaif_uu.refine.confident import confident_refine
-from rlaif_uu.refine.config import BackboneConfig, ConfidentConfig, NeighbourhoodConfig, RefineConfig, build_backbone
+from rlaif_uu.refine.config import ConfidentConfig, FrozenBackboneConfig, NeighbourhoodConfig, RefineConfig, build_backbone
 from rlaif_uu.refine.loop import refine
 from rlaif_uu.refine.methods import gold_guard
 from rlaif_uu.refine.neighbourhood import neighbourhood_refine
 
 HERE = Path(__file__).parent
 RUU, NB, CL = "robust UU (50 gold)", "neighbourhood + gold guard", "confident + gold guard"
+RUU_J = "robust UU, judge fall-back"
 REFINERS = (RUU, NB, CL)
-METHODS = ("raw judge", RUU, NB, CL, "neighbourhood (unguarded)", "confident (unguarded)", "50 gold only", "all gold (ceiling)")
+METHODS = ("raw judge", RUU, RUU_J, NB, CL, "neighbourhood (unguarded)", "confident (unguarded)", "50 gold only", "all gold (ceiling)")
 NOTES = [
     ("Notes. (1) Gold on `policy` is a proxy: a harmful prompt (Do-Not-Answer, HarmBench, StrongREJECT) answered without a "
     "refusal (the project's refusal rule) is harmful, everything else safe; SmolLM2's compliant answers are often "
@@ -80,15 +83,19 @@ def run_cell(texts: list[str], y: np.ndarray, emb: np.ndarray, backbone: Any, no
     def from_labels(labels: np.ndarray, s: np.ndarray) -> dict[str, float]:
         return metrics(y[test], labels[test], s[test])
 
-    t0 = time.perf_counter()
-    try:
-        res = refine(texts, noisy, gold, backbone, iterations=5, judge_scores=scores, holdout=test, seed=seed)
-        sel = res.selected
-        m = raw if sel == 0 else metrics(y[test], (res.all_scores[sel][test] > 0).astype(int), res.all_scores[sel][test])
-        out[RUU] = m | {"selected": sel, "fell_back": sel == 0, "refused": ""}
-    except UserError as exc:  # the tool refuses (e.g. delta too small on this gold sample): the judge's labels stand
-        out[RUU] = raw | {"selected": 0, "fell_back": True, "refused": str(exc)[:160]}
-    out[RUU]["seconds"] = time.perf_counter() - t0
+    for name, fallback in ((RUU_J, "judge"), (RUU, "gold")):
+        if name == RUU and not out[RUU_J]["fell_back"]:  # the fall-back only acts where the judge's labels would stand
+            out[RUU] = out[RUU_J] | {"gold_fallback": False}
+            continue
+        t0 = time.perf_counter()
+        try:
+            res = refine(texts, noisy, gold, backbone, iterations=5, judge_scores=scores, holdout=test, seed=seed, fallback=fallback)
+            kept = res.selected == 0 and res.gold_fallback is None
+            m = raw if kept else from_labels((res.scores > 0).astype(int), res.scores)
+            out[name] = m | {"selected": res.selected, "fell_back": kept, "refused": "", "gold_fallback": res.gold_fallback is not None}
+        except UserError as exc:  # the tool refuses (e.g. delta too small on this gold sample): the judge's labels stand
+            out[name] = raw | {"selected": 0, "fell_back": True, "refused": str(exc)[:160], "gold_fallback": False}
+        out[name]["seconds"] = time.perf_counter() - t0
 
     nc, cc = NeighbourhoodConfig(), ConfidentConfig()
     for name, short, fn in (
@@ -129,8 +136,9 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             s["methods"][m]["vs_raw"] = paired(per_seed, m)
         if "fell_back" in per_seed[0][m]:
             s["methods"][m]["fell_back"] = int(sum(r[m]["fell_back"] for r in per_seed))
-    s["ruu_selected"] = [r[RUU]["selected"] for r in per_seed]
-    s["ruu_refused"] = [r[RUU]["refused"] for r in per_seed if r[RUU]["refused"]]
+    s["ruu_selected"] = [r[RUU_J]["selected"] for r in per_seed]
+    s["ruu_refused"] = [r[RUU_J]["refused"] for r in per_seed if r[RUU_J]["refused"]]
+    s["ruu_gold_fallback"] = int(sum(r[RUU]["gold_fallback"] for r in per_seed))
     s["ceiling_gap"] = s["methods"]["all gold (ceiling)"]["acc"] - s["methods"]["raw judge"]["acc"]
     return s
 
@@ -192,7 +200,8 @@ def cell_table(s: dict[str, Any]) -> list[str]:
     lines.append("")
     n_ref = len(s["ruu_refused"])
     lines.append(f"Robust UU selected iteration per seed: {s['ruu_selected']} ({s['ruu_selected'].count(0) - n_ref} judge kept by "
-                 f"the gold selection rule, {n_ref} refusals); all-gold ceiling − raw: {pct(s['ceiling_gap'])} points."
+                 f"the gold selection rule, {n_ref} refusals; the gold-only classifier replaced the judge on "
+                 f"{s['ruu_gold_fallback']}); all-gold ceiling − raw: {pct(s['ceiling_gap'])} points."
                  + (f" First refusal: {s['ruu_refused'][0]}" if n_ref else ""))
     return lines
 
@@ -228,7 +237,8 @@ def to_markdown(res: dict[str, Any]) -> str:
              "backbone (library default, linear head); accuracy on the 20% test rows of each seed's stratified split; "
              "'gain vs raw' = method accuracy − raw-judge accuracy on the same test rows, mean over seeds (points), "
              "SE over seeds, 95% t interval. 'fell back' = the judge's labels were kept (robust UU: iteration 0 selected "
-             "or the tool refused; guarded methods: the gold guard rejected the refiner's labels)."), "",
+             "or the tool refused, and no gold-only classifier replaced them; guarded methods: the gold guard rejected the "
+             "refiner's labels)."), "",
              "## Corpora", "", "| corpus | rows | harmful | π | refusals | blind-topic rows | sources |", "|---|---|---|---|---|---|---|"]
     for c, d in res["corpora"].items():
         lines.append(f"| {c}{' (held out)' if d['held_out'] else ''} | {d['rows']} | {d['harmful']} | {d['pi']:.2f} | {d['refusals']} | "
@@ -288,7 +298,7 @@ def main() -> None:
     res.setdefault("command", "PYTHONPATH=. OMP_NUM_THREADS=1 TQDM_DISABLE=1 nice -n 10 .venv/bin/python " + " ".join(sys.argv))
     res.setdefault("corpora", {})
     res.setdefault("cells", {})
-    backbone = build_backbone(BackboneConfig())
+    backbone = build_backbone(FrozenBackboneConfig())
     data = {}
     for c in names:
         rows = C.attach_scores(C.build(c))

@@ -16,6 +16,7 @@ import torch
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.backbones import FrozenEncoder
 from rlaif_uu.refine.losses import pn_risk
+from rlaif_uu.refine.priors import GoldSet
 from rlaif_uu.refine.train import Backbone, FitResult, fit, predict
 
 
@@ -88,6 +89,47 @@ def out_of_fold_logits(backbone: Backbone, rows: np.ndarray, labels: np.ndarray,
         res = train_on_labels(backbone, rows[~test], labels, seed + 101 * (k + 1), desc=f"fold {k + 1}/{folds}")
         out[test] = predict(backbone, res.model, rows[test])
     return out
+
+
+GOLD_FOLDS = 5
+
+
+@dataclass
+class GoldClassifier:
+    """A classifier trained on the gold rows alone, measured on them by cross-fitting.
+
+    ``labels``/``scores`` cover every corpus row: the full-gold classifier's outside the gold rows,
+    the out-of-fold ones on them, so ``gold.gain(labels, judge)`` is an out-of-sample comparison.
+    """
+
+    labels: np.ndarray
+    scores: np.ndarray
+    model: torch.nn.Module
+    gain: float  # paired weighted gold-accuracy gain over the judge (GoldSet.gain)
+    se: float
+    accuracy: float
+    judge_accuracy: float
+
+
+def gold_classifier(backbone: Backbone, gold: GoldSet, judge: np.ndarray, seed: int) -> GoldClassifier | None:
+    """Train on the gold rows only (PN risk) and compare it with the judge on them, cross-fitted.
+
+    Folds are stratified by gold label (at most :data:`GOLD_FOLDS`, at most the smaller class's
+    count); ``None`` when a class has fewer than 2 gold rows, so no fold could train on both.
+    """
+    n_rows = len(judge)
+    y = np.zeros(n_rows, dtype=int)
+    y[gold.index] = gold.labels
+    folds = min(GOLD_FOLDS, int(np.bincount(gold.labels, minlength=2).min()))
+    if folds < 2:
+        return None
+    oof = out_of_fold_logits(backbone, gold.index, y, folds, seed)
+    full = train_on_labels(backbone, gold.index, y, seed, desc="gold rows")
+    scores = logits_for(backbone, full, n_rows)
+    scores[gold.index] = oof
+    labels = (scores > 0).astype(int)
+    gain, se = gold.gain(labels, judge)
+    return GoldClassifier(labels, scores, full.model, gain, se, gold.accuracy(labels).value, gold.accuracy(judge).value)
 
 
 def sentence_embeddings(texts: list[str], backbone: Backbone, model: str) -> np.ndarray:

@@ -36,6 +36,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--combine", choices=["judge", "none"],
                    help="relabel by the classifier stacked with the judge's score/label on the gold rows (judge, default) "
                    "or by the classifier alone (none)")
+    p.add_argument("--fallback", choices=["gold", "judge"],
+                   help="when the judge's labels would be returned: a classifier trained on the gold rows alone replaces them "
+                   "if it beats them on those rows, cross-fitted (gold, default), or they stand (judge)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace a non-empty --out")
     p.add_argument("--queue", help="active: labelling queue file (.jsonl/.csv), created when missing; rerun after filling human_label")
@@ -58,7 +61,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed ``refine`` command."""
-    flags = {k: getattr(args, k) for k in ("input", "gold", "out", "loss", "lam", "iterations", "select", "combine", "seed", "overwrite")}
+    flags = {k: getattr(args, k) for k in ("input", "gold", "out", "loss", "lam", "iterations", "select", "combine", "fallback", "seed", "overwrite")}
     flags["backbone"] = {k: v for k, v in (("kind", args.backbone_kind), ("model", args.model)) if v is not None}
     flags["active"] = {k: getattr(args, k) for k in ("queue", "budget", "batch", "simulate_from") if getattr(args, k) is not None}
     overrides = list(args.overrides or [])

@@ -152,6 +152,7 @@ class RefineConfig:
     select: str = "gold"  # gold | last
     margin_se: float = 0.0  # gold rule: SEs of paired gain over the judge an iteration needs
     combine: str = "judge"  # judge: relabel by classifier + judge verdict stacked on the gold rows | none: classifier alone
+    fallback: str = "gold"  # gold: when the judge's labels would stand, a gold-only classifier that beats them replaces them | judge
     seed: int = 0
     overwrite: bool = False
     backbone: Any = field(default_factory=FrozenBackboneConfig, metadata={"tagged": BACKBONE_TAG})  # a BackboneConfig
@@ -161,7 +162,7 @@ class RefineConfig:
     active: ActiveConfig = field(default_factory=ActiveConfig)
 
 
-LOOP_KEYS = ("loss", "lam", "iterations", "val_fraction", "flip_tol", "select", "margin_se", "combine", "seed")
+LOOP_KEYS = ("loss", "lam", "iterations", "val_fraction", "flip_tol", "select", "margin_se", "combine", "fallback", "seed")
 
 
 def loop_settings(cfg: RefineConfig) -> dict[str, Any]:

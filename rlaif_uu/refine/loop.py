@@ -25,6 +25,13 @@ default before stacking: with the judge's verdict stacked in, every iteration's 
 start from the judge's evidence, and the 1-SE margin then threw away real gains
 (eval/results/refine_frozen.md: 0.816 vs 0.838 under simulated noise). ``last``
 returns the final iteration.
+
+Fall-back ``fallback="gold"`` (default): when the judge's labels would be returned (no iteration
+beats them, or Δ at iteration 0 is under ``MIN_DELTA`` without the judge being clearly flipped),
+a classifier trained on the gold rows alone is compared with the judge on those rows by
+cross-fitting (:func:`.classify.gold_classifier`), and its labels are returned when its paired
+gain exceeds ``margin_se`` SE, so a judge that carries no usable signal does not waste the gold
+budget (eval/results/refine_corpora.md). ``fallback="judge"`` keeps the judge's labels.
 """
 
 from __future__ import annotations
@@ -41,13 +48,15 @@ from tqdm.auto import tqdm
 from rlaif_uu.config_ranges import check_choice
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine import losses
-from rlaif_uu.refine.priors import MIN_DELTA, GoldSet, Priors, check_priors
+from rlaif_uu.refine.classify import gold_classifier
+from rlaif_uu.refine.priors import MIN_DELTA, GoldSet, Priors, check_priors, weak_signal
 from rlaif_uu.refine.stack import stack_with_judge
 from rlaif_uu.refine.train import Backbone, Risk, fit, predict
 
 LOSSES = ("robust_uu", "uu", "pn")
 SELECT_RULES = ("gold", "last")
 COMBINE = ("judge", "none")
+FALLBACKS = ("gold", "judge")
 
 
 def make_risk(loss: str, priors: Priors, lam: float) -> tuple[Risk, Risk]:
@@ -94,6 +103,7 @@ class RefineResult:
     model_iteration: int | None = None
     all_scores: dict[int, np.ndarray] = field(default_factory=dict)  # per iteration: the scores its labels came from
     classifier_scores: dict[int, np.ndarray] = field(default_factory=dict)  # per iteration: the classifier's g alone
+    gold_fallback: dict[str, Any] | None = None  # set when the labels come from the gold-only classifier
 
     def history_dict(self) -> dict[str, Any]:
         """JSON form of the run's history."""
@@ -102,7 +112,7 @@ class RefineResult:
             "classifier_iteration": self.model_iteration,
             "stop_reason": self.stop_reason,
             "iterations": [asdict(r) for r in self.history],
-        }
+        } | ({"gold_fallback": self.gold_fallback} if self.gold_fallback else {})
 
 
 def _record(t: int, labels: np.ndarray, prev: np.ndarray, judge: np.ndarray, gold: GoldSet, priors: Priors,
@@ -159,6 +169,7 @@ def refine(
     holdout: np.ndarray | None = None,
     exclude_gold: bool = True,
     combine: str = "judge",
+    fallback: str = "gold",
 ) -> RefineResult:
     """Refine judge labels with iterative (robust) UU learning.
 
@@ -181,20 +192,36 @@ def refine(
             (only an oracle benchmark whose gold covers the training rows turns it off).
         combine: ``judge`` relabels by the classifier stacked with the judge's score (or
             label) on the gold rows (:mod:`.stack`); ``none`` by the classifier alone.
+        fallback: ``gold`` or ``judge``: what replaces the judge's labels when they would be
+            returned (see the module docstring).
 
     Raises:
-        UserError: one pseudo class is empty, or θp − θn is too small at iteration 0.
+        UserError: one pseudo class is empty, or θp − θn is too small at iteration 0 (and, with
+            ``fallback="gold"``, the gold-only classifier does not beat the judge either).
     """
     if iterations < 1:
         raise UserError(f"iterations = {iterations}; refinement needs at least 1")
     check_choice("select", select, SELECT_RULES)
     check_choice("combine", combine, COMBINE)
+    check_choice("fallback", fallback, FALLBACKS)
     labels0 = np.asarray(judge_labels, dtype=int)
     if labels0.min() == labels0.max():
         name = "harmful" if labels0[0] == 1 else "safe"
         raise UserError(f"all {len(labels0)} judge labels are '{name}': UU learning needs rows in both pseudo sets")
     priors = gold.priors(labels0)
-    check_priors(priors, "iteration 0 (judge labels)")
+    try:
+        check_priors(priors, "iteration 0 (judge labels)")
+    except UserError as exc:
+        if fallback != "gold" or not weak_signal(priors):
+            raise
+        backbone.prepare(texts)
+        history = [_record(0, labels0, labels0, labels0, gold, priors, note="judge labels")]
+        rescued = _gold_fallback(backbone, gold, labels0, history, f"θp − θn = {priors.delta:.3f} < {MIN_DELTA}: no refinement ran",
+                                 margin_se, seed)
+        if rescued is None:
+            raise UserError(f"{exc}; a classifier trained on the {len(gold)} gold rows alone does not beat the judge on them "
+                            "either") from None
+        return rescued
     rng = np.random.default_rng(seed)
     pool = np.setdiff1d(np.arange(len(texts)), holdout if holdout is not None else [])
     if exclude_gold:
@@ -253,6 +280,11 @@ def refine(
         # iteration's classifier was trained on labels the rule rejected, and once theta_p - theta_n has
         # collapsed its scores are nearly flat, which GRPO's normalised advantages turn into noise.
         model_it, model = rule_model if chosen > 0 and rule_model else first_model  # type: ignore[misc]
+    if chosen == 0 and fallback == "gold":
+        rescued = _gold_fallback(backbone, gold, labels0, history, f"no iteration beat the judge ({stop})", margin_se, seed,
+                                 all_scores=scores, classifier_scores=classifier_scores)
+        if rescued is not None:
+            return rescued
     return RefineResult(
         labels=label_sets[chosen],
         scores=scores.get(chosen, judge_scores),
@@ -264,3 +296,16 @@ def refine(
         all_scores=scores,
         classifier_scores=classifier_scores,
     )
+
+
+def _gold_fallback(backbone: Backbone, gold: GoldSet, judge: np.ndarray, history: list[IterationRecord], reason: str,
+                   margin_se: float, seed: int, **scores: Any) -> RefineResult | None:
+    """The gold-only classifier's result when it beats the judge on the gold rows by > margin_se SE, else None."""
+    fb = gold_classifier(backbone, gold, judge, seed + 997)
+    if fb is None or fb.gain <= margin_se * fb.se:
+        return None
+    info = {"reason": reason, "gold_accuracy": fb.accuracy, "judge_gold_accuracy": fb.judge_accuracy,
+            "gain_vs_judge": {"value": fb.gain, "se": fb.se}, "n_gold": len(gold)}
+    return RefineResult(labels=fb.labels, scores=fb.scores, selected=0, history=history,
+                        stop_reason=f"{reason}; labels from a classifier trained on the gold rows alone", model=fb.model,
+                        gold_fallback=info, **scores)

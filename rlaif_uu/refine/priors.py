@@ -157,6 +157,16 @@ class GoldSet:
         return weighted_proportion(hit, self.weights)
 
 
+def clearly_flipped(priors: Priors) -> bool:
+    """θp clearly below θn: Δ ≤ −MIN_DELTA with disjoint intervals (not noise around 0)."""
+    return priors.delta <= -MIN_DELTA and priors.theta_p.high < priors.theta_n.low
+
+
+def weak_signal(priors: Priors) -> bool:
+    """Both rates estimated, Δ below MIN_DELTA, and not clearly flipped: the judge is merely uninformative."""
+    return not math.isnan(priors.delta) and priors.delta < MIN_DELTA and not clearly_flipped(priors)
+
+
 def check_priors(priors: Priors, context: str) -> None:
     """Raise a :class:`UserError` that shows the estimates when UU cannot learn from them."""
     if math.isnan(priors.theta_p.value) or math.isnan(priors.theta_n.value):
@@ -165,7 +175,7 @@ def check_priors(priors: Priors, context: str) -> None:
             f"{context}: no gold row falls in the {side} set, so its harmful rate cannot be estimated; "
             f"label gold rows from both sets (rlaif-uu refine sample-gold)"
         )
-    if priors.delta <= -MIN_DELTA and priors.theta_p.high < priors.theta_n.low:  # clearly below: not noise around 0
+    if clearly_flipped(priors):
         raise UserError(
             f"{context}: θp − θn = {priors.delta:.3f} ({priors.describe()}): the judge is anti-correlated with the gold "
             "labels (its 'harmful' set holds fewer harmful rows than its 'safe' set), so its polarity is probably flipped: "

@@ -62,6 +62,13 @@ def run_refine(cfg: RefineConfig) -> Path | None:
             backbone.save(result.model, str(tmp / "classifier"))
             write_json(tmp / "classifier" / "refinement.json",
                        {"iteration": result.model_iteration, "selected_iteration": result.selected})
+    fb = result.gold_fallback
+    if fb:
+        print(f"fall-back: {fb['reason']}; a classifier trained on the {fb['n_gold']} gold rows alone scores "
+              f"{fb['gold_accuracy']:.3f} on them (cross-fitted) vs the judge's {fb['judge_gold_accuracy']:.3f} "
+              f"(gain {fb['gain_vs_judge']['value']:+.3f}, SE {fb['gain_vs_judge']['se']:.3f}): using its labels; wrote {out} "
+              "(fallback=judge keeps the judge's)")
+        return out
     best = result.history[result.selected]
     acc = best.gold_accuracy
     print(f"selected iteration {result.selected} of {len(result.history) - 1} ({result.stop_reason}); "

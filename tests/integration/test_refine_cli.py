@@ -142,7 +142,9 @@ def test_bad_input_is_one_clear_line(case: str, tmp_path: Path, corpus: Path, go
     inp = make_input(data_dir) if make_input else corpus
     g = make_gold(data_dir) if make_gold else gold
     out = tmp_path / "out"
-    code, err = _run(capsys, "refine", "--input", str(inp), "--gold", str(g), "--out", str(out), "--iterations", "1")
+    # --fallback judge: "tiny delta" must reach the refusal; the default answers it with a gold-only classifier (below)
+    code, err = _run(capsys, "refine", "--input", str(inp), "--gold", str(g), "--out", str(out), "--iterations", "1",
+                     "--fallback", "judge")
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -151,6 +153,22 @@ def test_bad_input_is_one_clear_line(case: str, tmp_path: Path, corpus: Path, go
     assert re.search(message, lines[0]), lines[0]
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_uninformative_judge_falls_back_to_the_gold_rows(tmp_path: Path, gold: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a judge label independent of the truth: on the gold rows theta_p = theta_n = 0.5, too little signal to refine
+    rows = [{k: v for k, v in r.items() if k != "gold_label"} | {"judge_label": "harmful" if (i // 2) % 2 == 0 else "safe"}
+            for i, r in enumerate(make_rows())]
+    inp, out = write_jsonl(tmp_path / "coin.jsonl", rows), tmp_path / "out"
+    code = main(["refine", "--input", str(inp), "--gold", str(gold), "--out", str(out), "--iterations", "1"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "fall-back: θp − θn = 0.000 < 0.05" in printed and "gold rows alone" in printed, printed
+    history = json.loads((out / "history.json").read_text())
+    assert history["gold_fallback"]["gain_vs_judge"]["value"] > 0
+    truth = {r["id"]: r["gold_label"] for r in make_rows()}
+    refined = [json.loads(line) for line in (out / "refined.jsonl").read_text().splitlines()]
+    assert sum(r["refined_label"] == truth[r["id"]] for r in refined) > 45  # the coin gets about 30 of 60
+    assert (out / "classifier" / "head.safetensors").exists()
 
 
 def test_missing_model_path(tmp_path: Path, corpus: Path, gold: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.backbones import FrozenEncoder
 from rlaif_uu.refine.loop import refine
-from rlaif_uu.refine.priors import GoldSet, sample_gold
+from rlaif_uu.refine.priors import MIN_DELTA, GoldSet, sample_gold
 
 
 class SyntheticEncoder(FrozenEncoder):
@@ -78,11 +78,39 @@ def test_hurting_refinement_returns_the_judge_labels() -> None:
     accs = [r.gold_accuracy["value"] for r in res.history]
     assert accs[0] > max(accs[1:])  # the history shows refinement by the classifier alone hurting
     assert res.selected == 0 and (res.labels == noisy).all()
+    assert res.gold_fallback is None  # a classifier on the gold rows alone sees no signal either: the judge stands
     assert res.model_iteration == 1  # the classifier trained on the judge's labels, not a rejected iteration's
     stacked = _run(x, y, noisy, iterations=2, flip_tol=0.0)  # the default stacks the judge's verdict back in
     assert min(r.gold_accuracy["value"] for r in stacked.history[1:]) >= accs[0] - 0.05
     assert (stacked.labels == y).mean() >= (noisy == y).mean() - 0.02
     assert set(stacked.history[1].stacking) == {"classifier", "judge", "intercept"} and not res.history[1].stacking
+
+
+def _uninformative_judge(sep: float, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, y = _data(sep=sep)
+    noisy = (np.random.default_rng(seed).random(len(y)) < rate).astype(int)  # independent of the truth
+    idx = sample_gold(noisy, 50, 0)
+    assert GoldSet.from_strata(idx, y[idx], noisy).priors(noisy).delta < MIN_DELTA  # the case under test
+    return x, y, noisy
+
+
+def test_uninformative_judge_is_replaced_by_a_gold_only_classifier() -> None:
+    x, y, noisy = _uninformative_judge(sep=4.0, rate=0.4, seed=12)
+    with pytest.raises(UserError, match="too little signal"):
+        _run(x, y, noisy, fallback="judge")
+    res = _run(x, y, noisy)
+    assert res.gold_fallback is not None and res.gold_fallback["gain_vs_judge"]["value"] > 0
+    assert (res.labels == y).mean() > (noisy == y).mean() + 0.2  # 50 gold rows on separable features vs a coin
+    assert res.model is not None and "gold rows alone" in res.stop_reason
+    assert res.history_dict()["gold_fallback"]["n_gold"] == 50
+
+
+def test_gold_only_classifier_that_does_not_help_is_not_used() -> None:
+    # the features carry nothing either, and a judge that says 'harmful' on 10% of rows at random is about as
+    # accurate as the majority class a 50-row classifier falls back to
+    x, y, noisy = _uninformative_judge(sep=0.0, rate=0.1, seed=34)
+    with pytest.raises(UserError, match="too little signal.*gold rows alone does not beat the judge on them either"):
+        _run(x, y, noisy)
 
 
 def test_last_rule_and_input_errors() -> None:
@@ -98,6 +126,8 @@ def test_last_rule_and_input_errors() -> None:
         _run(x, y, noisy, iterations=0)
     with pytest.raises(UserError, match="combine 'vote'"):
         _run(x, y, noisy, combine="vote")
+    with pytest.raises(UserError, match="fallback 'none'"):
+        _run(x, y, noisy, fallback="none")
 
 
 def _rec(t: int, acc: float, gain: float, se: float):
