@@ -5,8 +5,9 @@ Rerun (writes eval/results/refine_corpora.{json,md}; frozen MiniLM embeddings, c
     PYTHONPATH=. OMP_NUM_THREADS=1 TQDM_DISABLE=1 nice -n 10 .venv/bin/python eval/bench_corpora.py --seeds 10 --threads 1
 
 Corpora and noise models: eval/corpora.py (``heldout`` is held out: chosen by name before any result, reported
-apart, never used to choose a setting). The real judge on ``policy`` needs its Qwen verdicts in the judge cache
-(``python eval/corpora.py judge-policy``); without them that cell is skipped and listed as missing.
+apart, never used to choose a setting). The real judge on ``policy`` needs the policy rows' Qwen scores
+(eval/data/policy_judges.jsonl, written by ``python eval/corpora.py judge-policy``); without them that cell is skipped
+and listed as missing.
 
 Protocol (as eval/bench_refine.py / bench_refiners.py): per seed a stratified 80/20 split, test rows never trained
 on, every metric on them. Robust UU gets 50 gold labels drawn inside the judge's pseudo sets of the training split
@@ -230,9 +231,9 @@ def target_lines(t: dict[str, Any]) -> list[str]:
 def to_markdown(res: dict[str, Any]) -> str:
     tuned = [c for c in res["corpora"] if c != C.HELD_OUT]
     lines = ["# Multi-corpus refinement benchmark (issue 18)", "", "```", res["command"], "```", "",
-             ("(From the repository root. The real judge on `policy` reads Qwen verdicts from the judge cache; on a machine "
-             "without them, first run `PYTHONPATH=. OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python eval/corpora.py "
-             "judge-policy` (480 rows, about an hour on 2 busy CPU cores), else that cell is listed as not run.)"), "",
+             ("(From the repository root. The real judge on `policy` reads the policy rows' Qwen scores from "
+             "eval/data/policy_judges.jsonl, which `PYTHONPATH=. OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python eval/corpora.py "
+             "judge-policy` writes (480 rows, about an hour on 2 busy CPU cores); without it that cell is listed as not run.)"), "",
              ("Protocol, corpora and noise models: docstrings of eval/bench_corpora.py and eval/corpora.py. Frozen MiniLM "
              "backbone (library default, linear head); accuracy on the 20% test rows of each seed's stratified split; "
              "'gain vs raw' = method accuracy − raw-judge accuracy on the same test rows, mean over seeds (points), "

@@ -21,7 +21,7 @@ on ``policy``, answers to StrongREJECT prompts) and flips 5% of the other rows; 
 scores (the convention of eval/bench_refiners.py: top 40% on the pi = 0.31 corpus). The response-only template never
 reads the prompt, so rows sharing a response share its score: scores of the rho, ToxiGen and template-refusal rows
 come from eval/data/corpus_judges.jsonl; the policy rows were judged for this benchmark (``python eval/corpora.py
-judge-policy``, verdicts in the judge cache).
+judge-policy``, about an hour on 2 CPU cores), which stores their scores in eval/data/policy_judges.jsonl.
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ sys.path.insert(0, str(ROOT))
 
 from rlaif_uu.data import adapters
 from rlaif_uu.data.corpus import REFUSALS, build_safety_corpus, simulate_judge
+from rlaif_uu.data.io import write_records
+from rlaif_uu.errors import UserError
 
 HERE = Path(__file__).parent
 JUDGE_FILE = HERE / "data" / "corpus_judges.jsonl"
+POLICY_JUDGE_FILE = HERE / "data" / "policy_judges.jsonl"  # response, qwen_score of the policy rows (judge-policy writes it)
 POLICY_ROWS = HERE / "results" / "baseline_smollm2" / "rows"
 CORPORA = ("lowpi", "balanced", "policy", "builtin", "heldout")
 HELD_OUT = "heldout"
@@ -123,7 +126,7 @@ def build(name: str) -> list[dict]:
 
 
 def _corpus_scores() -> dict[str, float]:
-    """Qwen (response-only) score by response text, from eval/data/corpus_judges.jsonl and the built-in corpus."""
+    """Qwen (response-only) score by response text: the built-in corpus's (corpus_judges.jsonl) and the policy rows'."""
     table = {r["id"]: r for r in map(json.loads, JUDGE_FILE.read_text().splitlines())}
     out: dict[str, float] = {}
     for r in build_safety_corpus(seed=0):
@@ -131,6 +134,8 @@ def _corpus_scores() -> dict[str, float]:
         if r["response"] in out and abs(out[r["response"]] - s) > 1e-3:
             raise RuntimeError(f"response-only scores differ for one response: {r['response'][:60]!r}")
         out[r["response"]] = s
+    if POLICY_JUDGE_FILE.exists():
+        out |= {r["response"]: float(r["qwen_score"]) for r in map(json.loads, POLICY_JUDGE_FILE.read_text().splitlines())}
     return out
 
 
@@ -149,7 +154,11 @@ def attach_scores(rows: list[dict], judge_new: bool = False) -> list[dict]:
         from rlaif_uu.assets import cache_dir
         from rlaif_uu.label.cache import VerdictCache, content_key
 
-        judge = policy_judge()
+        try:
+            judge = policy_judge()
+        except UserError as exc:  # the judge's weights are not installed: these rows stay unscored (cell not run)
+            print(f"{len(missing)} rows without a Qwen score: {exc}", flush=True)
+            return [r | {"qwen_score": known.get(r["response"])} for r in rows]
         with VerdictCache(cache_dir() / "judge-cache.sqlite") as cache:
             if judge_new:
                 from rlaif_uu.label.cache import judge_rows
@@ -207,6 +216,8 @@ if __name__ == "__main__":
     if args.what == "judge-policy":
         rows = attach_scores(build("policy"), judge_new=True)
         print(f"policy: {sum(r['qwen_score'] is not None for r in rows)} of {len(rows)} rows scored", flush=True)
+        scored = {r["response"]: r["qwen_score"] for r in rows if r["qwen_score"] is not None}
+        write_records(POLICY_JUDGE_FILE, [{"response": k, "qwen_score": v} for k, v in sorted(scored.items())])
         from rlaif_uu.label.cache import judge_rows
 
         check = build("builtin")[:4]  # does today's template reproduce the stored corpus_judges scores?
