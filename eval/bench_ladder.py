@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> None:
 
     out = Path(args.work) / f"{args.arm}-s{args.seed}"
     overrides = [f"{k}={args.seed}" for k in SEED_KEYS] + args.overrides
-    cfg = load_config(RecipeConfig, str(RECIPES / f"{args.arm}.yaml"), {"out": str(out)}, overrides)
+    cfg = load_config(RecipeConfig, str(Path(args.recipes) / f"{args.arm}.yaml"), {"out": str(out)}, overrides)
     start = time.perf_counter()
     run_recipe(cfg)
     d = final_dirs(cfg)  # the last round's folders
@@ -227,8 +227,8 @@ def table(args: argparse.Namespace) -> None:
     flags = [f"{a}: degeneration {t['degeneration']}, alarm {t['alarm']}, drift {t['drift']}, reward on own answers "
              f"{t['sampled']}, {t['seconds']:.0f} s per run" for a, t in arms.items() if a != "start"]
     text = ("# The ladder: reward source vs held-out safety, same budget and seeds\n\n"
-            "`.venv/bin/python eval/bench_ladder.py run --arm ARM --seed S` per run (recipes/ladder/ARM.yaml), then "
-            "`.venv/bin/python eval/bench_ladder.py table`. Held-out prompts (never trained on); 95% bootstrap "
+            f"`.venv/bin/python eval/bench_ladder.py run --arm ARM --seed S{args.flags}` per run ({args.recipes}/ARM.yaml), "
+            f"then `.venv/bin/python eval/bench_ladder.py table{args.flags}`. Held-out prompts (never trained on); 95% bootstrap "
             "intervals over (seed, prompt) pairs.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"- {f}" for f in flags) + "\n")
     out = Path(args.runs).with_name(Path(args.runs).stem.removesuffix("_runs"))
     out.with_suffix(".md").write_text(text)
@@ -245,8 +245,11 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="score: the first N prompts (by id) per suite only")
     p.add_argument("--work", default="runs/ladder")
     p.add_argument("--runs", default=str(RUNS), help="the runs file (the table is written beside it)")
+    p.add_argument("--recipes", default=str(RECIPES.relative_to(RECIPES.parents[1])), help="the folder of the arms' recipes")
     p.add_argument("--set", nargs="*", default=[], dest="overrides", help="recipe overrides on top of the arm's")
     a = p.parse_args()
+    a.flags = "".join(f" --{k} {v}" for k, v in (("recipes", a.recipes), ("runs", a.runs), ("work", a.work))
+                      if v != p.get_default(k))  # the table's commands name the non-default ladder they ran
     {"run": run, "score": score, "table": table}[a.what](a)
 
 

@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> None:
     from rlaif_uu.config import load_config
 
     out = Path(args.work) / f"{args.name}-s{args.seed}"
-    overrides = BASE + [f"seed={args.seed}", f"prompts.seed={args.seed}", *args.overrides]
+    # GRPO's own trainer_kwargs mean nothing to the DPO trainer's config
+    base = [o for o in BASE if not ("algorithm=dpo" in args.overrides and o.startswith("trainer_kwargs."))]
+    overrides = base + [f"seed={args.seed}", f"prompts.seed={args.seed}", *args.overrides]
     cfg = load_config(AlignConfig, None, {"out": str(out), "overwrite": True}, overrides)
     dev = dev_prompts(cfg, args.dev_n)
     start = time.perf_counter()

@@ -88,6 +88,9 @@ RANGES: dict[str, Range] = {
     "MonitorSettings.max_new_tokens": AT_LEAST_1, "MonitorSettings.window": AT_LEAST_1, "MonitorSettings.reward_rise": AT_LEAST_0,
     "MonitorSettings.compliance_rise": AT_LEAST_0, "MonitorSettings.benign_refusal_rise": AT_LEAST_0,
     "MonitorSettings.patience": AT_LEAST_1, "MonitorSettings.drift_rise": AT_LEAST_0,
+    "DpoSettings.iterations": AT_LEAST_1, "DpoSettings.epochs": AT_LEAST_1, "DpoSettings.refusal_candidates": AT_LEAST_0,
+    "DpoSettings.min_gap": AT_LEAST_0, "DpoSettings.sft_weight": AT_LEAST_0,
+    "DpoSettings.generation_batch_size": AT_LEAST_1,
     "PairwiseProbe.holdout": FRACTION, "PairwiseProbe.limit": AT_LEAST_1, "PairwiseProbe.n_boot": AT_LEAST_1,
     # pipeline data
     "OnPolicySettings.samples": AT_LEAST_0, "OnPolicySettings.check_prompts": AT_LEAST_0, "RecipeConfig.rounds": AT_LEAST_1, "AnnotatorSettings.budget": AT_LEAST_0,

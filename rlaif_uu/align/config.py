@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-ALGORITHMS = ("grpo", "rloo", "ppo")
+ALGORITHMS = ("grpo", "rloo", "ppo", "dpo")
 
 
 @dataclass
@@ -86,6 +86,26 @@ class MonitorSettings:
 
 
 @dataclass
+class DpoSettings:
+    """Online iterative DPO (``algorithm: dpo``, :mod:`rlaif_uu.align.dpo`): each iteration samples
+    ``num_generations`` answers of the current policy per training prompt, adds ``refusal_candidates``
+    refusals from the refusal pool, lets the reward rank them, and trains DPO on (best, worst) pairs.
+
+    ``refusals``: the refusal pool, ``builtin`` or a text file with one refusal per line. ``refusal_candidates: 0`` is the plain on-policy form (RLHFlow's best vs worst
+    of the policy's own samples). ``sft_weight``: weight of the NLL of the chosen answer beside the DPO
+    loss (RPO); 0 = DPO alone.
+    """
+
+    iterations: int = 2
+    epochs: int = 2  # passes over each iteration's pairs
+    refusal_candidates: int = 2  # refusals from the pool added to every prompt's candidates
+    refusals: str = "builtin"
+    min_gap: float = 0.05  # a pair needs reward(best) - reward(worst) of at least this (reward units)
+    sft_weight: float = 0.2
+    generation_batch_size: int = 32  # prompts per generate call when sampling
+
+
+@dataclass
 class AlignConfig:
     """``rlaif-uu align`` settings."""
 
@@ -97,9 +117,9 @@ class AlignConfig:
     length_penalty: float = 0.0  # per 100 words beyond length_free_words
     length_free_words: int = 200
     extra_rewards: dict[str, float] = field(default_factory=dict)  # "module:function" -> weight
-    algorithm: str = "grpo"  # grpo | rloo | ppo
+    algorithm: str = "grpo"  # grpo | rloo | ppo | dpo (online iterative DPO, align.dpo)
     out: str = MISSING
-    steps: int = 20
+    steps: int = 20  # optimizer steps (grpo, rloo, ppo); dpo trains dpo.epochs per iteration instead
     learning_rate: float = 1e-5
     beta: float = 0.04  # KL coefficient to the reference policy
     num_generations: int = 4  # completions per prompt (group size)
@@ -118,6 +138,7 @@ class AlignConfig:
     prompts: PromptSettings = field(default_factory=PromptSettings)
     vllm: VllmSettings = field(default_factory=VllmSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    dpo: DpoSettings = field(default_factory=DpoSettings)
     trainer_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the TRL config as is
     resume: bool = False
     overwrite: bool = False

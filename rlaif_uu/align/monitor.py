@@ -121,8 +121,9 @@ def monitor_prompts(cfg: AlignConfig, training: Any) -> list[dict[str, Any]]:
     return [{"id": r["id"], "kind": r["kind"], "prompt": system + [{"role": "user", "content": r["prompt"]}]} for r in picked]
 
 
-def greedy_answers(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], max_new_tokens: int, batch_size: int) -> list[str]:
-    """Greedy completions of chat prompts, batched, without gradients.
+def greedy_answers(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], max_new_tokens: int, batch_size: int,
+                   temperature: float = 0.0, seed: int = 0) -> list[str]:
+    """Greedy completions of chat prompts (sampled at ``temperature`` > 0, seeded), batched, without gradients.
 
     Every module's train/eval flag is restored exactly afterwards: the trainer (and a QLoRA
     model's frozen base) rely on them, and generating in train mode would apply dropout.
@@ -139,9 +140,13 @@ def greedy_answers(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]]
         for b in range(0, len(chats), batch_size):
             texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats[b:b + batch_size]]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            sampling: dict[str, Any] = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if temperature > 0:
+                torch.manual_seed(seed + b)  # one seed per batch: a rerun of the same prompts samples the same answers
+                sampling = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
             with torch.no_grad():
-                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
-                                     top_k=None, pad_token_id=tokenizer.pad_token_id, use_cache=True)
+                ids = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                     use_cache=True, **sampling)
             out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     finally:
         tokenizer.padding_side = side

@@ -37,7 +37,8 @@ class MonitorCallback(TrainerCallback):
         self.cfg, self.m, self.prompts, self.out, self.trainer = cfg, cfg.monitor, prompts, out, trainer
         self.scorer = parts.build_scorer(self.m.scorer)
         self.rule = parts.rule_of(self.m)
-        self.window = self.m.window or self.m.every_n_steps
+        # online DPO logs one reward per iteration and is checked after each: its window is that iteration
+        self.window = self.m.window or (1 if cfg.algorithm == "dpo" else self.m.every_n_steps)
         self.max_new_tokens = self.m.max_new_tokens or cfg.max_completion_length
         self.checks: list[dict[str, Any]] = []
         self.verdict = Verdict(tripped=[])
@@ -84,7 +85,8 @@ class MonitorCallback(TrainerCallback):
         self._answers = rows
         return check
 
-    def _check(self, state: Any, control: Any) -> None:
+    def check(self, state: Any, control: Any) -> None:
+        """One check at ``state.global_step`` (skipped when that step was checked already): measure, log, alarm."""
         step = state.global_step
         if self.checks and self.checks[-1]["step"] == step:
             return
@@ -151,18 +153,18 @@ class MonitorCallback(TrainerCallback):
             return control
         if self.main and (self.out / "monitor_answers.jsonl").exists():
             (self.out / "monitor_answers.jsonl").unlink()
-        self._check(state, None)
+        self.check(state, None)
         return control
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """A check at every ``every_n_steps``-th step and the last one, once the step's reward is logged."""
         step = state.global_step
         if logs and REWARD_KEY in logs and (step % self.m.every_n_steps == 0 or step >= state.max_steps):
-            self._check(state, control)
+            self.check(state, control)
         return control
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         """A last check when the last step was not logged (logging_steps that do not divide the steps)."""
         if not self.checks or self.checks[-1]["step"] != state.global_step:
-            self._check(state, None)
+            self.check(state, None)
         return control

@@ -11,6 +11,7 @@ import torch
 
 from rlaif_uu.align.components import bf16, peft_config, policy_init_kwargs, reward_functions, under_deepspeed
 from rlaif_uu.align.config import ALGORITHMS, AlignConfig
+from rlaif_uu.align.dpo import OnlineDPOTrainer, refusal_pool
 from rlaif_uu.align.ppo import build_ppo_trainer, check_ppo_config
 from rlaif_uu.assets import resolve_model
 from rlaif_uu.config_ranges import check_choice
@@ -20,7 +21,8 @@ from rlaif_uu.reward.rule_reward import RULES
 
 
 class AlignTrainer(Protocol):
-    """What :mod:`rlaif_uu.align.run` needs of a trainer: TRL's GRPOTrainer, RLOOTrainer and PPO trainer all are one."""
+    """What :mod:`rlaif_uu.align.run` needs of a trainer: TRL's GRPOTrainer, RLOOTrainer, the PPO trainer and
+    :class:`rlaif_uu.align.dpo.OnlineDPOTrainer` all are one."""
 
     args: Any
     state: Any  # transformers.TrainerState: global_step, log_history
@@ -41,7 +43,12 @@ def check_config(cfg: AlignConfig) -> None:
             bitsandbytes, vLLM on a machine where TRL cannot use it, or a bad reward folder.
     """
     check_choice("algorithm", cfg.algorithm, ALGORITHMS)
-    if cfg.algorithm != "ppo" and (cfg.batch_size * cfg.gradient_accumulation_steps) % cfg.num_generations:
+    if cfg.algorithm == "dpo":
+        refusal_pool(cfg.dpo.refusals)
+        if cfg.vllm.enabled or under_deepspeed():
+            raise UserError("algorithm=dpo samples with transformers in one process: set vllm.enabled=false and launch "
+                            "without DeepSpeed (grpo and rloo support both)")
+    if cfg.algorithm in ("grpo", "rloo") and (cfg.batch_size * cfg.gradient_accumulation_steps) % cfg.num_generations:
         raise UserError(
             f"num_generations={cfg.num_generations} does not divide batch_size*gradient_accumulation_steps="
             f"{cfg.batch_size * cfg.gradient_accumulation_steps}: each step needs whole groups of completions"
@@ -107,6 +114,8 @@ def build_trainer(cfg: AlignConfig, dataset: Any, output_dir: str) -> AlignTrain
     check_config(cfg)
     if cfg.algorithm == "ppo":
         return build_ppo_trainer(cfg, dataset, output_dir)
+    if cfg.algorithm == "dpo":
+        return OnlineDPOTrainer(cfg, dataset, output_dir)
     from transformers import AutoTokenizer
     from trl import GRPOTrainer, RLOOTrainer
 
