@@ -16,13 +16,14 @@ from rlaif_uu.run.stages import build_stages
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-RUN_RECIPES = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recipes" / "ladder").glob("*.yaml"))
+RUN_RECIPES = sorted(p for d in ("", "ladder", "ladder_dpo") for p in (ROOT / "recipes" / d).glob("*.yaml"))
 
 
 def test_there_are_run_recipes() -> None:
     names = {p.stem for p in RUN_RECIPES}
-    assert {"quickstart", "quickstart_raw_judge", "quickstart_smoke", "quickstart_rounds", "quickstart_rounds_smoke",
-            "one_gpu", "multi_gpu", "refined", "raw_judge", "all_gold", "rules"} <= names
+    assert {"quickstart", "quickstart_smoke", "quickstart_grpo", "quickstart_raw_judge", "quickstart_rounds",
+            "quickstart_rounds_smoke", "one_gpu", "multi_gpu", "refined", "raw_judge", "all_gold", "rules"} <= names
+    assert len([p for p in RUN_RECIPES if p.parent.name == "ladder_dpo"]) == 4
 
 
 @pytest.mark.parametrize("recipe", RUN_RECIPES, ids=lambda p: p.stem)
@@ -45,8 +46,8 @@ def test_align_recipes_load(recipe: Path) -> None:
     assert cfg.steps > 0 and cfg.policy
 
 
-def test_ablation_differs_from_the_quickstart_only_in_refinement_and_names() -> None:
-    qs = load_config(RecipeConfig, str(ROOT / "recipes" / "quickstart.yaml"))
+def test_ablation_differs_from_the_grpo_quickstart_only_in_refinement_and_names() -> None:
+    qs = load_config(RecipeConfig, str(ROOT / "recipes" / "quickstart_grpo.yaml"))
     raw = load_config(RecipeConfig, str(ROOT / "recipes" / "quickstart_raw_judge.yaml"))
     assert (raw.refine.loss, raw.refine.iterations, raw.refine.select) == ("pn", 1, "last")
     assert (qs.label, qs.align, qs.eval, qs.data, qs.reward) == (raw.label, raw.align, raw.eval, raw.data, raw.reward)
@@ -59,20 +60,24 @@ def test_quickstart_smoke_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     cache = [f"label.cache={tmp_path / 'verdicts.sqlite'}", f"eval.cache={tmp_path / 'gen.sqlite'}"]
     assert main(["run", "recipes/quickstart_smoke.yaml", "--out", str(run), *cache]) == 0
     manifest = json.loads((run / "manifest.json").read_text())
-    assert [manifest["stages"][s]["status"] for s in STAGES] == ["done"] * len(STAGES)
+    stages = [*STAGES, "gold"]
+    assert sorted(manifest["stages"]) == sorted(stages) and {v["status"] for v in manifest["stages"].values()} == {"done"}
     report = json.loads((run / "report.json").read_text())
     # the corpus left out the rows whose prompt the eval holds out, and the eval measured only held-out prompts
     assert 0 < report["corpus"]["dropped_heldout"] < report["corpus"]["rows"] + report["corpus"]["dropped_heldout"]
     held = json.loads((run / "eval_before" / "report.json").read_text())["holdout"]
-    assert held == {"donotanswer": 0.5, "benign": 0.5}
-    assert report["gold"]["n"] == 50 and report["refinement"]["gold_accuracy_per_iteration"][0] is not None
-    assert set(report["safety_after"]) == {"donotanswer", "benign", "overrefusal"}
+    assert held == {"donotanswer": 0.5, "harmbench_test": 0.5, "benign": 0.5}
+    assert report["gold"]["n"] == 23 and report["refinement"]["gold_accuracy_per_iteration"][0] is not None
+    assert set(report["safety_after"]) == {"donotanswer", "strongreject", "benign", "overrefusal"}
+    log = json.loads((run / "align" / "train_log.json").read_text())
+    assert log["algorithm"] == "dpo" and [h["iteration"] for h in log["log_history"] if "iteration" in h] == [1]
+    assert [c["step"] for c in json.loads((run / "align" / "monitor.json").read_text())["checks"]] == [0, 1]
     md = (run / "report.md").read_text()
     for section in ("## Judges", "## Refinement", "## Alignment", "## Safety before and after", "## Time per stage"):
         assert section in md
     capsys.readouterr()
     assert main(["run", "recipes/quickstart_smoke.yaml", "--out", str(run), "--dry-run", *cache]) == 0
-    assert capsys.readouterr().out.count(" skip ") == len(STAGES)  # a rerun would redo nothing
+    assert capsys.readouterr().out.count(" skip ") == len(stages)  # a rerun would redo nothing
 
 
 def test_quickstart_rounds_smoke_runs_two_rounds_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
