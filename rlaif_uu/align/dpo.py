@@ -198,6 +198,7 @@ class OnlineDPOTrainer:
         rng = np.random.default_rng([cfg.seed, t])
         pool_draw = min(d.refusal_candidates, len(self.pool))
         refusals = [[self.pool[j] for j in rng.choice(len(self.pool), size=pool_draw, replace=False)] for _ in chats]
+        # one reward call for every candidate: groups 0..n-1 are the samples, n..2n-1 the pool's refusals
         flat = [(i, text) for i, group in enumerate(samples + refusals) for text in group]
         rows2 = self.rows + self.rows
         scores = self._score([rows2[i]["prompt"] for i, _ in flat], [rows2[i]["kind"] for i, _ in flat],
@@ -214,24 +215,23 @@ class OnlineDPOTrainer:
 
         cfg, d = self.cfg, self.cfg.dpo
         losses, weights = (["sigmoid", "sft"], [1.0, d.sft_weight]) if d.sft_weight > 0 else (["sigmoid"], None)
-        common: dict[str, Any] = dict(
-            output_dir=str(self.output_dir / f"iteration-{t}"), per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=d.epochs,
-            learning_rate=cfg.learning_rate, beta=cfg.beta, loss_type=losses, loss_weights=weights,
-            lr_scheduler_type="constant", gradient_checkpointing=False, save_strategy="no", logging_steps=1,
-            report_to=cfg.report_to, seed=cfg.seed + t, bf16=bf16(cfg), use_cpu=not torch.cuda.is_available(),
-            disable_tqdm=True,
-        )
+        common: dict[str, Any] = {
+            "output_dir": str(self.output_dir / f"iteration-{t}"), "per_device_train_batch_size": cfg.batch_size,
+            "gradient_accumulation_steps": cfg.gradient_accumulation_steps, "num_train_epochs": d.epochs,
+            "learning_rate": cfg.learning_rate, "beta": cfg.beta, "loss_type": losses, "loss_weights": weights,
+            "lr_scheduler_type": "constant", "gradient_checkpointing": False, "save_strategy": "no", "logging_steps": 1,
+            "report_to": cfg.report_to, "seed": cfg.seed + t, "bf16": bf16(cfg), "use_cpu": not torch.cuda.is_available(),
+            "disable_tqdm": True,
+        }
         common.update(cfg.trainer_kwargs)
         try:
             args = DPOConfig(**common)
         except TypeError as exc:
             raise UserError(f"trainer_kwargs: {exc}") from None
         data = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
-        first = t == 1 or self.cfg.peft.kind == "none" or not hasattr(self.model, "peft_config")
+        wrapped = hasattr(self.model, "peft_config")  # a LoRA policy from an earlier iteration (or a resume) keeps its adapter
         trainer = DPOTrainer(model=self.model, ref_model=self.ref_model, args=args, train_dataset=data,
-                             processing_class=self.processing_class,
-                             peft_config=peft_config(cfg) if first else None)
+                             processing_class=self.processing_class, peft_config=None if wrapped else peft_config(cfg))
         trainer.train()
         self.model = trainer.model
         return [h for h in trainer.state.log_history if "loss" in h]

@@ -140,10 +140,10 @@ def greedy_answers(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]]
         for b in range(0, len(chats), batch_size):
             texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats[b:b + batch_size]]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            sampling: dict[str, Any] = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+            sampling: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
             if temperature > 0:
                 torch.manual_seed(seed + b)  # one seed per batch: a rerun of the same prompts samples the same answers
-                sampling = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+                sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
             with torch.no_grad():
                 ids = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                                      use_cache=True, **sampling)
