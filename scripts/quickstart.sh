@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The quickstart: the whole pipeline on CPU with offline models and data (about 20 minutes on 2 cores after setup):
-#   label -> refine -> reward export -> eval before -> GRPO on SmolLM2-135M-Instruct -> eval after -> compare.
-# Arguments go to `rlaif-uu run`:  bash scripts/quickstart.sh --out runs/qs_long align.steps=60
+# The quickstart: the whole RLAIF loop on CPU with offline models and data (about 50 minutes on 2 cores after setup):
+#   label -> gold -> refine -> reward export -> eval before -> online DPO on SmolLM2-135M-Instruct -> eval after -> compare.
+# Arguments go to `rlaif-uu run`:  bash scripts/quickstart.sh --out runs/qs_3it align.dpo.iterations=3
 # A rerun resumes: finished stages whose settings did not change are skipped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
