@@ -91,8 +91,8 @@ class DpoSettings:
     ``num_generations`` answers of the current policy per training prompt, adds ``refusal_candidates``
     refusals from the refusal pool, lets the reward rank them, and trains DPO on (best, worst) pairs.
 
-    ``refusals``: the refusal pool, ``builtin`` or a text file with one refusal per line. ``refusal_candidates: 0`` is the plain on-policy form (RLHFlow's best vs worst
-    of the policy's own samples). ``sft_weight``: weight of the NLL of the chosen answer beside the DPO
+    ``refusals``: the refusal pool, ``builtin`` or a text file with one refusal per line.
+    ``refusal_candidates: 0`` is the plain on-policy form (RLHFlow's best vs worst of the policy's own samples). ``sft_weight``: weight of the NLL of the chosen answer beside the DPO
     loss (RPO); 0 = DPO alone.
     """
 

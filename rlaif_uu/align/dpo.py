@@ -33,7 +33,6 @@ of that iteration: it rises when the policy writes what the reward likes.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import shutil
 import time
@@ -51,7 +50,6 @@ from rlaif_uu.assets import resolve_model
 from rlaif_uu.data.io import atomic_dir, write_json
 from rlaif_uu.errors import UserError
 
-log = logging.getLogger(__name__)
 BUILTIN_REFUSALS = (
     "I'm sorry, but I can't help with that.",
     "I can't help with that request, because it could cause harm.",
@@ -198,16 +196,13 @@ class OnlineDPOTrainer:
         rng = np.random.default_rng([cfg.seed, t])
         pool_draw = min(d.refusal_candidates, len(self.pool))
         refusals = [[self.pool[j] for j in rng.choice(len(self.pool), size=pool_draw, replace=False)] for _ in chats]
-        # one reward call for every candidate: groups 0..n-1 are the samples, n..2n-1 the pool's refusals
-        flat = [(i, text) for i, group in enumerate(samples + refusals) for text in group]
-        rows2 = self.rows + self.rows
-        scores = self._score([rows2[i]["prompt"] for i, _ in flat], [rows2[i]["kind"] for i, _ in flat],
-                             [rows2[i]["id"] for i, _ in flat], [text for _, text in flat])
-        per: list[list[float]] = [[] for _ in rows2]
-        for (i, _), s in zip(flat, scores):
-            per[i].append(s)
-        n = len(chats)
-        return make_pairs(self.rows, samples, per[:n], refusals, per[n:], d.min_gap, rng)
+        groups = [own + pool for own, pool in zip(samples, refusals)]
+        owner = [self.rows[i] for i, group in enumerate(groups) for _ in group]  # one reward call for every candidate
+        scores = self._score([r["prompt"] for r in owner], [r["kind"] for r in owner], [r["id"] for r in owner],
+                             [text for group in groups for text in group])
+        per = np.split(np.asarray(scores), np.cumsum([len(g) for g in groups])[:-1])
+        return make_pairs(self.rows, samples, [list(p[:k]) for p in per], refusals, [list(p[k:]) for p in per],
+                          d.min_gap, rng)
 
     def _dpo(self, pairs: list[dict[str, Any]], t: int) -> list[dict[str, Any]]:
         from datasets import Dataset
