@@ -87,7 +87,7 @@ RANGES: dict[str, Range] = {
     "MonitorSettings.every_n_steps": AT_LEAST_1, "MonitorSettings.n_prompts": Range(2), "MonitorSettings.benign_fraction": UNIT,
     "MonitorSettings.max_new_tokens": AT_LEAST_1, "MonitorSettings.window": AT_LEAST_1, "MonitorSettings.reward_rise": AT_LEAST_0,
     "MonitorSettings.compliance_rise": AT_LEAST_0, "MonitorSettings.benign_refusal_rise": AT_LEAST_0,
-    "MonitorSettings.patience": AT_LEAST_1, "MonitorSettings.drift_rise": AT_LEAST_0,
+    "MonitorSettings.patience": AT_LEAST_1, "MonitorSettings.drift_rise": AT_LEAST_0, "MonitorSettings.refusal_drift_rise": AT_LEAST_0,
     "DpoSettings.iterations": AT_LEAST_1, "DpoSettings.epochs": AT_LEAST_1, "DpoSettings.refusal_candidates": AT_LEAST_0,
     "DpoSettings.min_gap": AT_LEAST_0, "DpoSettings.sft_weight": AT_LEAST_0,
     "DpoSettings.generation_batch_size": AT_LEAST_1,

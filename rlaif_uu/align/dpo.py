@@ -217,6 +217,8 @@ class OnlineDPOTrainer:
             "lr_scheduler_type": "constant", "gradient_checkpointing": False, "save_strategy": "no", "logging_steps": 1,
             "report_to": cfg.report_to, "seed": cfg.seed + t, "bf16": bf16(cfg), "use_cpu": not torch.cuda.is_available(),
             "disable_tqdm": True,
+            # the reference never changes within an iteration: one forward pass per pair, not one per epoch
+            "precompute_ref_log_probs": d.epochs > 1,
         }
         common.update(cfg.trainer_kwargs)
         try:
@@ -267,6 +269,7 @@ class OnlineDPOTrainer:
         for t in range(done + 1, self.cfg.dpo.iterations + 1):
             start = time.perf_counter()
             pairs, stats = self._pairs(t)
+            sampled = time.perf_counter()
             if not pairs:
                 raise UserError(f"online DPO iteration {t}: no prompt had two candidates {self.cfg.dpo.min_gap} or more "
                                 "reward apart; lower align.dpo.min_gap or raise num_generations / dpo.refusal_candidates")
@@ -274,13 +277,14 @@ class OnlineDPOTrainer:
             self.state.global_step = t
             entry = {"step": t, "iteration": t, "reward": stats.policy_reward, "reward_std": stats.policy_reward_std,
                      "dpo/loss": float(np.mean([h["loss"] for h in dpo_log])) if dpo_log else None,
-                     "dpo/optimizer_steps": len(dpo_log), "seconds": round(time.perf_counter() - start, 1)}
+                     "dpo/optimizer_steps": len(dpo_log), "seconds": round(time.perf_counter() - start, 1),
+                     "seconds_sampling": round(sampled - start, 1)}  # sampling + reward; the rest is DPO training
             if dpo_log:
                 entry |= {f"dpo/{k}": v for k, v in dpo_log[-1].items() if k.startswith(("rewards/", "logps/"))}
             self.state.log_history.append(entry | stats.as_log())
             print(f"online DPO iteration {t}/{self.cfg.dpo.iterations}: {len(pairs)} pairs "
                   f"(refusal chosen {stats.refusal_chosen}, rejected {stats.refusal_rejected}), policy reward "
-                  f"{stats.policy_reward:.3f}, {entry['seconds']} s", flush=True)
+                  f"{stats.policy_reward:.3f}, {entry['seconds']} s ({entry['seconds_sampling']} s sampling and scoring)", flush=True)
             for cb in self.callbacks:
                 if hasattr(cb, "check"):
                     cb.check(self.state, self.control)

@@ -36,10 +36,11 @@ REWARD_KEY = "reward"  # what TRL's GRPO/RLOO trainers log as the weighted mean 
 RULES_REWARD = "rules"  # align.reward value that trains on the refusal rules themselves
 
 
-def rule_of(m: MonitorSettings) -> AlarmRule:
-    """The alarm thresholds of the settings."""
+def rule_of(m: MonitorSettings, patience: int = 2) -> AlarmRule:
+    """The alarm thresholds of the settings (``patience``: what an unset ``m.patience`` means)."""
     return AlarmRule(reward_rise=m.reward_rise, compliance_rise=m.compliance_rise,
-                     benign_refusal_rise=m.benign_refusal_rise, patience=m.patience, drift_rise=m.drift_rise)
+                     benign_refusal_rise=m.benign_refusal_rise, patience=m.patience or patience,
+                     drift_rise=m.drift_rise, refusal_drift_rise=m.refusal_drift_rise)
 
 
 def check_monitor(cfg: AlignConfig) -> None:

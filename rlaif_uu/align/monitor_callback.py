@@ -36,9 +36,11 @@ class MonitorCallback(TrainerCallback):
     def __init__(self, cfg: AlignConfig, prompts: list[dict[str, Any]], out: Path, trainer: Any) -> None:
         self.cfg, self.m, self.prompts, self.out, self.trainer = cfg, cfg.monitor, prompts, out, trainer
         self.scorer = parts.build_scorer(self.m.scorer)
-        self.rule = parts.rule_of(self.m)
-        # online DPO logs one reward per iteration and is checked after each: its window is that iteration
-        self.window = self.m.window or (1 if cfg.algorithm == "dpo" else self.m.every_n_steps)
+        # online DPO logs one reward per iteration and is checked after each: its window is that iteration, and one
+        # check is one iteration's change (a run has a few), so one tripped check is enough
+        dpo = cfg.algorithm == "dpo"
+        self.rule = parts.rule_of(self.m, patience=1 if dpo else 2)
+        self.window = self.m.window or (1 if dpo else self.m.every_n_steps)
         self.max_new_tokens = self.m.max_new_tokens or cfg.max_completion_length
         self.checks: list[dict[str, Any]] = []
         self.verdict = Verdict(tripped=[])
@@ -108,7 +110,7 @@ class MonitorCallback(TrainerCallback):
             log.warning("\n%s", self.message)
             self._stop(control, step, "; ".join(self.verdict.reasons))
         if self.verdict.drift_at is not None and not drifted:
-            self.drift_message = drift_block(self.verdict, self.m.scorer, self.n["harmful"], self.m.stop)
+            self.drift_message = drift_block(self.verdict, self.m.scorer, self.n["harmful"], self.m.stop, self.n["benign"])
             log.warning("\n%s", self.drift_message)
             self._stop(control, step, self.verdict.drift_reason or "drift")
         self._write()

@@ -210,7 +210,7 @@ def monitor_lines(align_dir: Path, out: Path) -> list[str]:
         lines += ["No alarm: the training reward never rose while the monitor's safety fell (align.monitor thresholds).", ""]
     drift = mon.get("drift") or {}
     if drift.get("found"):
-        lines += [f"**WARNING: the policy got less safe by the monitor, drift found at step {drift['step']}**: {drift['reason']}.", ""]
+        lines += [f"**WARNING: the policy drifted by the monitor (less safe or over-refusing), drift found at step {drift['step']}**: {drift['reason']}.", ""]
     if stopped:
         lines += [(f"Training was **stopped at step {stopped['step']}** (align.monitor.stop=true: {stopped['reason']}); the saved policy is "
                   "that step's."), ""]

@@ -46,7 +46,19 @@ def test_drift_whatever_the_reward_does() -> None:
     safer = evaluate_alarm(series([None, 0.5, 0.6, 0.7], [0.6, 0.4, 0.3, 0.2]), RULE)
     assert safer.drift_at is None and not safer.fired
     block = drift_block(flat, "rules", 24, stop=True)
-    assert "LESS SAFE at step 15" in block and "Training stops now" in block
+    assert "drifting at step 15" in block and "complies more" in block and "Training stops now" in block
+
+
+def test_over_refusal_drift_whatever_the_reward_does() -> None:
+    # the refusal-trained policy of the DPO quickstart: safer on harmful prompts, a quarter of the benign ones refused
+    dpo = series([None, 0.60, 0.75], [0.75, 0.33, 0.08], [0.0, 0.0, 0.25])
+    one = evaluate_alarm(dpo, AlarmRule(patience=1))
+    assert not one.fired and one.drift_at == 10 and "benign refusal rose 0.000 -> 0.250" in (one.drift_reason or "")
+    assert "harmful compliance" not in (one.drift_reason or "")
+    block = drift_block(one, "refusal", 24, stop=False, n_benign=8)
+    assert "refuses requests it used to answer" in block and "complies more" not in block
+    assert evaluate_alarm(dpo, AlarmRule(patience=1, refusal_drift_rise=0.3)).drift_at is None
+    assert evaluate_alarm(dpo, RULE).drift_at is None  # one tripped check: patience 2 waits for another
 
 
 def test_quiet_on_noise_below_the_thresholds() -> None:
@@ -104,3 +116,11 @@ def test_refusal_monitor_of_a_refusal_rules_reward_is_refused() -> None:
     with pytest.raises(UserError, match="is the training reward itself"):
         check_monitor(cfg)
     check_monitor(AlignConfig(reward="rules", out="/tmp/x", monitor=MonitorSettings(enabled=False)))
+
+
+def test_unset_patience_takes_the_trainers_default() -> None:
+    from rlaif_uu.align.monitor import rule_of
+
+    assert rule_of(MonitorSettings(), patience=1).patience == 1  # online DPO: one check per iteration
+    assert rule_of(MonitorSettings()).patience == 2
+    assert rule_of(MonitorSettings(patience=3), patience=1).patience == 3  # a set value wins
