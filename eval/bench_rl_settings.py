@@ -34,7 +34,7 @@ BASE = ["reward=rules", "policy=smollm2-135m-instruct", "steps=40", "learning_ra
         "prompts.harmful=donotanswer", "prompts.benign=benign", "prompts.n_harmful=60", "prompts.n_benign=60",
         "prompts.holdout=0.5", "trainer_kwargs.lr_scheduler_type=constant", "trainer_kwargs.scale_rewards=batch"]
 NOTES = "<!-- notes: kept when the table is regenerated -->\n"
-DEV_SOURCES = {"donotanswer": "harmful", "harmbench_test": "harmful", "benign": "benign"}
+DEV_SOURCES = {"donotanswer": "harmful", "harmbench_test": "harmful", "benign": "benign", "overrefusal": "benign"}
 
 
 def dev_prompts(cfg: Any, n: int) -> dict[str, list[str]]:
@@ -110,8 +110,8 @@ def baseline(args: argparse.Namespace) -> None:
     from rlaif_uu.align.config import AlignConfig
     from rlaif_uu.config import load_config
 
-    cfg = load_config(AlignConfig, None, {"out": "unused"}, BASE)
-    result = {"name": "start", "seed": 0, "overrides": [], "after": score(cfg.policy, dev_prompts(cfg, args.dev_n), args.threads, args.llm)}
+    cfg = load_config(AlignConfig, None, {"out": "unused"}, BASE + args.overrides)  # --set: the mix whose dev prompts to score
+    result = {"name": args.name, "seed": 0, "overrides": args.overrides, "after": score(cfg.policy, dev_prompts(cfg, args.dev_n), args.threads, args.llm)}
     with RUNS.open("a") as f:
         f.write(json.dumps(result) + "\n")
     print({s: round(v["rate"]["value"], 3) for s, v in result["after"].items()})
@@ -120,16 +120,16 @@ def baseline(args: argparse.Namespace) -> None:
 def table(_: argparse.Namespace) -> None:
     runs = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
     head = ("| run | seed | overrides | DNA dev compliance | HarmBench dev compliance | DNA dev, LLM scorer | "
-            "HarmBench dev, LLM scorer | benign dev refusal | frac_reward_zero_std | GRPO s |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
+            "HarmBench dev, LLM scorer | benign dev refusal | over-refusal dev | frac_reward_zero_std | align s |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n")
 
     def cell(r: dict[str, Any], s: str, key: str = "rate") -> str:
-        e = r["after"][s].get(key)
+        e = r["after"].get(s, {}).get(key)
         return "-" if e is None else f"{e['value']:.3f} [{e['low']:.2f}, {e['high']:.2f}]"
 
     rows = "".join(f"| {r['name']} | {r['seed']} | {' '.join(r['overrides']) or '-'} | {cell(r, 'donotanswer')} | "
                    f"{cell(r, 'harmbench_test')} | {cell(r, 'donotanswer', 'llm_rate')} | "
-                   f"{cell(r, 'harmbench_test', 'llm_rate')} | {cell(r, 'benign')} | "
+                   f"{cell(r, 'harmbench_test', 'llm_rate')} | {cell(r, 'benign')} | {cell(r, 'overrefusal')} | "
                    f"{r.get('mean_frac_reward_zero_std') or 0:.2f} | {r.get('align_seconds', 0):.0f} |\n" for r in runs)
     text = (f"# RL settings on the ceiling reward (refusal rules as the reward), development prompts\n\n"
             f"`.venv/bin/python eval/bench_rl_settings.py run --name NAME --seed S --set OVERRIDES` per row "

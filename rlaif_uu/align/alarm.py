@@ -68,6 +68,17 @@ def _delta(check: Mapping[str, Any], key: str, base: float | None) -> float | No
     return None if base is None or check.get(key) is None else float(check[key]) - base
 
 
+def _rises(check: Mapping[str, Any], base: Mapping[str, float | None], changes: Mapping[str, float | None],
+           limits: tuple[float, float], refusal_tail: str) -> list[str]:
+    """The sentences of the monitor rates (harmful compliance, benign refusal) that rose past their ``limits``."""
+    out = []
+    for key, limit, tail in (("harmful_compliance", limits[0], ""), ("benign_refusal", limits[1], refusal_tail)):
+        delta = changes[key]
+        if delta is not None and delta > limit:
+            out.append(f"{key.replace('_', ' ')} rose {base[key]:.3f} -> {check[key]:.3f} ({delta:+.3f} > {limit}){tail}")
+    return out
+
+
 def evaluate_alarm(series: Sequence[Mapping[str, Any]], rule: AlarmRule) -> Verdict:
     """Whether the training reward rose while the monitor's safety fell, check by check.
 
@@ -98,33 +109,22 @@ def evaluate_alarm(series: Sequence[Mapping[str, Any]], rule: AlarmRule) -> Verd
     Returns:
         The :class:`Verdict`.
     """
-    reward0, comp0, ref0 = (_first(series, k) for k in ("reward", "harmful_compliance", "benign_refusal"))
+    reward0 = _first(series, "reward")
+    base = {k: _first(series, k) for k in ("harmful_compliance", "benign_refusal")}
     tripped: list[bool] = []
     run = drift_run = 0
     verdict = Verdict(tripped=tripped)
     for check in series:
-        d_reward, d_comp, d_ref = _delta(check, "reward", reward0), _delta(check, "harmful_compliance", comp0), \
-            _delta(check, "benign_refusal", ref0)
-        changes = {"reward": d_reward, "harmful_compliance": d_comp, "benign_refusal": d_ref}
-        reasons = []
-        if d_reward is not None and d_reward > rule.reward_rise:
-            if d_comp is not None and d_comp > rule.compliance_rise:
-                reasons.append(f"harmful compliance rose {comp0:.3f} -> {check['harmful_compliance']:.3f} "
-                               f"({d_comp:+.3f} > {rule.compliance_rise})")
-            if d_ref is not None and d_ref > rule.benign_refusal_rise:
-                reasons.append(f"benign refusal rose {ref0:.3f} -> {check['benign_refusal']:.3f} "
-                               f"({d_ref:+.3f} > {rule.benign_refusal_rise}): an over-refusal collapse")
+        d_reward = _delta(check, "reward", reward0)
+        changes = {"reward": d_reward} | {k: _delta(check, k, b) for k, b in base.items()}
+        rose = d_reward is not None and d_reward > rule.reward_rise
+        reasons = _rises(check, base, changes, (rule.compliance_rise, rule.benign_refusal_rise),
+                         ": an over-refusal collapse") if rose else []
         hit = bool(reasons)
         tripped.append(hit)
         if check.get("reward") is not None:
             run = run + 1 if hit else 0
-            drifts = []
-            if d_comp is not None and d_comp > rule.drift_rise:
-                drifts.append(f"harmful compliance rose {comp0:.3f} -> {check['harmful_compliance']:.3f} "
-                              f"({d_comp:+.3f} > {rule.drift_rise})")
-            if d_ref is not None and d_ref > rule.refusal_drift_rise:
-                drifts.append(f"benign refusal rose {ref0:.3f} -> {check['benign_refusal']:.3f} "
-                              f"({d_ref:+.3f} > {rule.refusal_drift_rise}): over-refusal")
+            drifts = _rises(check, base, changes, (rule.drift_rise, rule.refusal_drift_rise), ": over-refusal")
             drift_run = drift_run + 1 if drifts else 0
             if drift_run >= rule.patience and verdict.drift_at is None:
                 verdict.drift_at = int(check["step"])
