@@ -132,7 +132,7 @@ class MonitorCallback(TrainerCallback):
     def summary(self) -> dict[str, Any]:
         """monitor.json's content: settings, prompts, checks, the alarm and whether training stopped."""
         return {
-            "settings": dataclasses.asdict(self.m), "scorer": getattr(self.scorer, "scorer_id", self.m.scorer),
+            "settings": dataclasses.asdict(self.m), "algorithm": self.cfg.algorithm, "scorer": getattr(self.scorer, "scorer_id", self.m.scorer),
             "reward_key": REWARD_KEY, "window": self.window, "max_new_tokens": self.max_new_tokens,
             "prompts": {"harmful": self.n["harmful"], "benign": self.n["benign"], "ids": [p["id"] for p in self.prompts]},
             "checks": self.checks,

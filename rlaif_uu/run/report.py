@@ -197,8 +197,9 @@ def monitor_lines(align_dir: Path, out: Path) -> list[str]:
         return "-" if v is None else f"{v:.3f}"
 
     p, alarm, stopped = mon["prompts"], mon["alarm"], mon.get("stopped")
+    when = "After every online DPO iteration" if mon.get("algorithm") == "dpo" else f"Every {mon['settings']['every_n_steps']} steps"
     lines = ["### Reward-hacking monitor", "",
-             (f"Every {mon['settings']['every_n_steps']} steps the policy answered {p['harmful']} harmful and {p['benign']} benign "
+             (f"{when} the policy answered {p['harmful']} harmful and {p['benign']} benign "
              f"prompts that are neither trained on nor held out for the eval (greedy, {mon['max_new_tokens']} tokens), scored by "
              f"`{mon['scorer']}` (not the training reward); the training reward is its mean over the last {mon['window']} steps."), "",
              "| step | training reward | harmful compliance | benign refusal | alarm condition |", "|---|---|---|---|---|",

@@ -58,7 +58,7 @@ def test_online_dpo_trains_logs_and_monitors(setup: dict[str, Path], tmp_path: P
         assert h["pairs/prompts_harmful"] == 4 and h["pairs/prompts_benign"] == 2
         assert 0 < h.get("pairs/pairs_harmful", 0) + h.get("pairs/pairs_benign", 0) <= 6
     mon = json.loads((out / "monitor.json").read_text())
-    assert [c["step"] for c in mon["checks"]] == [0, 1, 2] and mon["window"] == 1
+    assert [c["step"] for c in mon["checks"]] == [0, 1, 2] and mon["window"] == 1 and mon["algorithm"] == "dpo"
     assert [c["reward"] for c in mon["checks"][1:]] == [h["reward"] for h in iters]  # each check sees its iteration's reward
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-1", "checkpoint-2"]
 

@@ -28,4 +28,15 @@ def test_monitor_section(tmp_path: Path) -> None:
     assert "alarm fired at step 10" in text and "stopped at step 10" in text and "![monitor](align/monitor.png)" in text
     (align / "monitor.json").write_text(json.dumps(_monitor(fired=False, stopped=False)))
     text = "\n".join(monitor_lines(align, tmp_path))
-    assert "No alarm" in text and "stopped" not in text
+    assert "No alarm" in text and "stopped" not in text and "Every 5 steps the policy answered" in text
+
+
+def test_monitor_section_of_online_dpo_and_over_refusal_drift(tmp_path: Path) -> None:
+    align = tmp_path / "align"
+    align.mkdir()
+    mon = _monitor(fired=False, stopped=False) | {"algorithm": "dpo", "window": 1}
+    mon["drift"] = {"found": True, "step": 10, "reason": "benign refusal rose 0.000 -> 0.250 (+0.250 > 0.15): over-refusal"}
+    (align / "monitor.json").write_text(json.dumps(mon))
+    text = "\n".join(monitor_lines(align, tmp_path))
+    assert "After every online DPO iteration the policy answered" in text and "Every 5 steps" not in text
+    assert "drift found at step 10" in text and "over-refusal" in text
