@@ -66,7 +66,7 @@ def test_quickstart_smoke_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     # the corpus left out the rows whose prompt the eval holds out, and the eval measured only held-out prompts
     assert 0 < report["corpus"]["dropped_heldout"] < report["corpus"]["rows"] + report["corpus"]["dropped_heldout"]
     held = json.loads((run / "eval_before" / "report.json").read_text())["holdout"]
-    assert held == {"donotanswer": 0.5, "harmbench_test": 0.5, "benign": 0.5}
+    assert held == {"donotanswer": 0.5, "harmbench_test": 0.5, "benign": 0.5, "overrefusal": 0.5}
     assert report["gold"]["n"] == 23 and report["refinement"]["gold_accuracy_per_iteration"][0] is not None
     assert set(report["safety_after"]) == {"donotanswer", "strongreject", "benign", "overrefusal"}
     log = json.loads((run / "align" / "train_log.json").read_text())
