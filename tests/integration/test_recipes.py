@@ -16,7 +16,7 @@ from rlaif_uu.run.stages import build_stages
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-RUN_RECIPES = sorted(p for d in ("", "ladder", "ladder_dpo") for p in (ROOT / "recipes" / d).glob("*.yaml"))
+RUN_RECIPES = sorted(p for d in ("", "ladder", "ladder_dpo", "ladder_dpo_qwen") for p in (ROOT / "recipes" / d).glob("*.yaml"))
 
 
 def test_there_are_run_recipes() -> None:
@@ -26,7 +26,7 @@ def test_there_are_run_recipes() -> None:
     assert len([p for p in RUN_RECIPES if p.parent.name == "ladder_dpo"]) == 4
 
 
-@pytest.mark.parametrize("recipe", RUN_RECIPES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", RUN_RECIPES, ids=lambda p: str(p.relative_to(ROOT / "recipes")))
 def test_recipe_opens_with_its_command_and_dry_runs(recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     comment = recipe.read_text().splitlines()
