@@ -30,13 +30,14 @@ def test_there_are_run_recipes() -> None:
 @pytest.mark.parametrize("recipe", RUN_RECIPES, ids=lambda p: str(p.relative_to(ROOT / "recipes")))
 def test_recipe_opens_with_its_command_and_dry_runs(recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    comment = recipe.read_text().splitlines()
+    text = recipe.read_text()
+    comment = text.splitlines()
     assert comment[0].startswith("# ")
     assert any(f"rlaif-uu run {recipe.relative_to(ROOT)}" in line for line in comment[:8] if line.startswith("#"))
     monkeypatch.chdir(ROOT)  # recipes name repo files (gold rows, accelerate configs) relative to the root
     code = main(["run", str(recipe), "--dry-run", "--out", str(tmp_path / "run")])
     out, err = capsys.readouterr()
-    if QWEN_JUDGE in recipe.read_text() and not get_asset(QWEN_JUDGE).locate():  # the 1.1 GB judge is optional
+    if QWEN_JUDGE in text and not get_asset(QWEN_JUDGE).locate():  # the 1.1 GB judge is optional
         assert code != 0 and f"rlaif-uu assets --install {QWEN_JUDGE}" in err and "Traceback" not in err
         return
     assert code == 0
