@@ -118,9 +118,9 @@ def run_cell(texts: list[str], y: np.ndarray, emb: np.ndarray, backbone: Any, no
     return out
 
 
-def paired(per_seed: list[dict[str, Any]], method: str) -> dict[str, float]:
-    """Accuracy of ``method`` minus the raw judge's, paired by seed: mean, SE, 95% t interval, n."""
-    d = np.array([s[method]["acc"] - s["raw judge"]["acc"] for s in per_seed])
+def paired(per_seed: list[dict[str, Any]], method: str, base: str = "raw judge") -> dict[str, float]:
+    """Accuracy of ``method`` minus ``base``'s (the raw judge's), paired by seed: mean, SE, 95% t interval, n."""
+    d = np.array([s[method]["acc"] - s[base]["acc"] for s in per_seed])
     n = len(d)
     se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
     h = float(stats.t.ppf(0.975, n - 1) * se) if n > 1 else float("nan")
@@ -273,6 +273,18 @@ def finish(res: dict[str, Any], out: Path) -> None:
     out.with_suffix(".md").write_text(to_markdown(res))
 
 
+def load_corpora(names: list[str]) -> tuple[Any, dict[str, tuple[list[dict], list[str], np.ndarray, np.ndarray]]]:
+    """The library's default frozen backbone and, per corpus, (rows, classifier texts, gold labels, embeddings)."""
+    backbone = build_backbone(FrozenBackboneConfig())
+    data = {}
+    for c in names:
+        rows = C.attach_scores(C.build(c))
+        texts = [classifier_text(r["prompt"], r["response"]) for r in rows]
+        backbone.prepare(texts)
+        data[c] = (rows, texts, np.array([r["gold_label"] for r in rows]), sentence_embeddings(texts, backbone, "all-minilm-l6-v2"))
+    return backbone, data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=10)
@@ -299,14 +311,8 @@ def main() -> None:
     res.setdefault("command", "PYTHONPATH=. OMP_NUM_THREADS=1 TQDM_DISABLE=1 nice -n 10 .venv/bin/python " + " ".join(sys.argv))
     res.setdefault("corpora", {})
     res.setdefault("cells", {})
-    backbone = build_backbone(FrozenBackboneConfig())
-    data = {}
-    for c in names:
-        rows = C.attach_scores(C.build(c))
-        texts = [classifier_text(r["prompt"], r["response"]) for r in rows]
-        backbone.prepare(texts)
-        data[c] = (rows, texts, np.array([r["gold_label"] for r in rows]), sentence_embeddings(texts, backbone, "all-minilm-l6-v2"))
-        res["corpora"][c] = C.describe(c, rows)
+    backbone, data = load_corpora(names)
+    res["corpora"].update({c: C.describe(c, data[c][0]) for c in names})
     for seed in range(args.seeds):  # seeds outermost: a run cut short still covers every corpus
         for c in names:
             rows, texts, y, emb = data[c]

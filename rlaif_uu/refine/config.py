@@ -127,7 +127,7 @@ class ActiveConfig:
     queue: str | None = None  # labelling queue file (.jsonl or .csv); its state sits beside it
     budget: int = 100  # rows a person labels in all
     batch: int = 25  # rows per round
-    strategy: str = "mixed"  # mixed | uncertainty | random
+    strategy: str = "mixed"  # mixed | uncertainty | random | stratified (half per judge label)
     w_uncertainty: float = 1.0
     w_model_judge: float = 1.0
     w_judges: float = 1.0

@@ -230,7 +230,7 @@ def run_active_queue(cfg: RefineConfig) -> Path | None:
             break
         open_rows = np.setdiff1d(pool, np.array(sorted(human), dtype=int))
         scores = query_scores(g, judge, votes, weights)
-        ask = select(scores, open_rows, min(ac.batch, ac.budget - len(human)), ac.strategy, cfg.seed + r + 1)
+        ask = select(scores, open_rows, min(ac.batch, ac.budget - len(human)), ac.strategy, cfg.seed + r + 1, judge)
         state["rounds"].append([rows[i]["id"] for i in ask])
         p = sigmoid(g)
         for i in ask:

@@ -37,7 +37,7 @@ class AnnotatorSettings:
     kind: str = "none"  # none | queue (a person) | file (pre-labelled) | simulated (scripted stand-in, for benchmarks)
     budget: int = 50  # gold rows in the whole run, data.gold rows included
     file: str | None = None  # kind=file: id + gold_label for every row a round may pick
-    strategy: str = "mixed"  # active-learning query: mixed (LAUD's score) | uncertainty | random
+    strategy: str = "mixed"  # which answers get labelled: mixed (LAUD's score) | uncertainty | random | stratified
     seed: int = 0
     label_all: bool = False  # the all-gold ceiling: every row labelled by the annotator, budget ignored
 

@@ -86,8 +86,8 @@ def _query(cfg: Any, labelled: list[Row], candidates: list[int], n: int, seed: i
 
     ann: AnnotatorSettings = cfg.annotator
     judge = np.array([_label(r["judge_label"], f"row {r.get('id')}: judge_label") for r in labelled], dtype=int)
-    if ann.strategy == "random":
-        return select(np.zeros(len(labelled)), np.array(candidates), n, "random", seed).tolist()
+    if ann.strategy in ("random", "stratified"):
+        return select(np.zeros(len(labelled)), np.array(candidates), n, ann.strategy, seed, judge).tolist()
     texts = [classifier_text(r["prompt"], r.get("response") or "") for r in labelled]
     cols = sorted(k for k in labelled[0] if k.endswith("_label") and k not in ("judge_label", "gold_label"))
     votes = np.array([[float(_label(r[c], c)) if r.get(c) not in (None, "") else 0.5 for c in cols]

@@ -13,7 +13,7 @@ from rlaif_uu.errors import UserError
 from rlaif_uu.label.cheap import RuleJudge
 from rlaif_uu.reward.rule_reward import RefusalRuleReward
 from rlaif_uu.run.config import RecipeConfig
-from rlaif_uu.run.gold import _answers, label_every_row, round_budgets, simulated_label
+from rlaif_uu.run.gold import _answers, _query, label_every_row, round_budgets, simulated_label
 from rlaif_uu.run.stages import build_stages, stage_hashes
 from tests.conftest import write_jsonl
 
@@ -81,6 +81,15 @@ def test_file_annotator_needs_every_picked_row(tmp_path: Path) -> None:
 
 def test_simulated_annotator_answers_from_the_rules(tmp_path: Path) -> None:
     assert _answers(_cfg(tmp_path, "annotator.kind=simulated"), ROWS, tmp_path / "unused") == {"a": 1, "b": 0}
+
+
+def test_stratified_annotator_strategy_asks_half_per_judge_label_among_the_rounds_answers(tmp_path: Path) -> None:
+    labelled = [{"id": f"r{i}", "prompt": "p", "response": "r", "judge_label": "harmful" if i % 10 == 0 else "safe"}
+                for i in range(60)]
+    candidates = list(range(20, 60))  # this round's answers: 4 pseudo-harmful among 40
+    picked = _query(_cfg(tmp_path, "annotator.strategy=stratified"), labelled, candidates, 8, seed=1)
+    assert len(picked) == 8 and set(picked) <= set(candidates)
+    assert sum(labelled[i]["judge_label"] == "harmful" for i in picked) == 4
 
 
 def test_one_round_keeps_the_classic_stages_and_k_rounds_chain_policies(tmp_path: Path) -> None:

@@ -165,6 +165,20 @@ def test_query_scores_and_selection() -> None:
         select(s, np.arange(4), 1, "best", 0)
 
 
+def test_stratified_selection_draws_half_per_judge_label_at_random() -> None:
+    judge = np.array([1] * 10 + [0] * 90)
+    candidates = np.arange(5, 100)  # rows 5-9 are the only pseudo-harmful candidates
+    picks = [select(np.zeros(100), candidates, 10, "stratified", seed, judge) for seed in range(20)]
+    assert all(len(p) == 10 and set(p) <= set(candidates.tolist()) for p in picks)
+    assert all((judge[p] == 1).sum() == 5 for p in picks)  # half where the judge says harmful, though they are 5%
+    assert len({tuple(p) for p in picks}) > 1  # at random, seeded
+    assert select(np.zeros(100), candidates, 10, "stratified", 3, judge).tolist() == picks[3].tolist()
+    only_safe = select(np.zeros(100), np.arange(10, 100), 10, "stratified", 0, judge)  # one stratum: uniform draw
+    assert len(set(only_safe.tolist())) == 10 and (judge[only_safe] == 0).all()
+    with pytest.raises(ValueError, match="needs the judge labels"):
+        select(np.zeros(100), candidates, 10, "stratified", 0)
+
+
 def test_active_loop_spends_the_budget_and_learns() -> None:
     x, y = _data(seed=2)
     noisy = np.where(y == 1, _flip(y, 0.45, 7), y)  # a judge that misses 45% of harmful rows

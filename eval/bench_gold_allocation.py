@@ -1,0 +1,237 @@
+"""Where should the 50 gold labels go? Robust UU with five gold allocations on the corpora of bench_corpora.py (issue 18).
+
+Rerun (writes eval/results/gold_allocation.{json,md,png}; frozen MiniLM embeddings, cached on disk):
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 TQDM_DISABLE=1 nice -n 10 .venv/bin/python eval/bench_gold_allocation.py --seeds 6 --threads 1
+
+Allocations of the same budget, drawn from each seed's training split (bench_corpora.py's 80/20 split; the test
+rows are never labelled or trained on):
+
+* ``stratified``: half in the judge's pseudo-harmful set, half in its pseudo-safe set, at random
+  (``rlaif-uu refine sample-gold``, ``annotator.strategy: stratified``; every earlier refinement benchmark);
+* ``random``: uniform over the training rows (``annotator.strategy: random``);
+* ``active``: the LAUD query score's top rows (``annotator.strategy: mixed``, the rounds pipeline's default): a
+  probe trained on the judge's labels of the training rows ranks them by its uncertainty plus its disagreement with
+  the judge;
+* ``split``: half stratified at random, half by the query score among the remaining rows;
+* ``weighted``: drawn at random with probability q_i = ½/N + ½·s_i/Σs (half uniform, half the query score s), and
+  weighted 1 / (n q_i) (Horvitz-Thompson), so the priors stay unbiased while the draw leans to informative rows.
+
+Every allocation but ``weighted`` goes to robust UU as the library does (``GoldSet.from_strata``: weights N_s / n_s
+by the judge's label, which is unbiased for the random and stratified allocations only), library defaults otherwise (gold
+fall-back on). Reported per (corpus, noise): robust UU's test accuracy minus the raw judge's, mean over seeds, SE,
+95% t interval, and each allocation minus ``stratified`` paired by seed; ``heldout`` apart (never used to choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import corpora as C
+from bench_corpora import load_corpora, paired
+from bench_refine import gold_set, metrics, split_and_gold
+
+from rlaif_uu.data.io import write_json
+from rlaif_uu.errors import UserError
+from rlaif_uu.refine.active import QueryWeights, query_scores, select, train_with_answers
+from rlaif_uu.refine.loop import refine
+from rlaif_uu.refine.priors import GoldSet
+
+HERE = Path(__file__).parent
+ALLOCATIONS = ("stratified", "random", "active", "split", "weighted")
+BASE = "stratified"
+
+
+def weighted_draw(train: np.ndarray, query: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``weighted`` allocation: positions drawn with q_i = ½/N + ½·s_i/Σs, and their weights 1 / (n q_i)."""
+    s = query[train]
+    q = 0.5 / len(train) + 0.5 * s / s.sum()
+    pick = np.sort(np.random.default_rng(seed).choice(len(train), size=n, replace=False, p=q))
+    return train[pick], 1.0 / np.minimum(1.0, n * q[pick])
+
+
+def allocate(kind: str, noisy: np.ndarray, train: np.ndarray, query: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Positions of the ``n`` gold rows of allocation ``kind`` (not ``weighted``) among the training rows ``train``."""
+    if kind != "split":
+        return select(query, train, n, {"active": "mixed"}.get(kind, kind), seed, noisy)
+    half = select(query, train, n // 2, "stratified", seed, noisy)
+    return np.sort(np.concatenate([half, select(query, np.setdiff1d(train, half), n - n // 2, "mixed", seed)]))
+
+
+def run_cell(texts: list[str], y: np.ndarray, backbone: Any, noisy: np.ndarray, scores: np.ndarray | None,
+             seed: int, n_gold: int) -> dict[str, Any]:
+    """Raw judge and robust UU under every allocation on one (corpus, noise, seed)."""
+    test, train, _ = split_and_gold(y, noisy, seed, n_gold)
+    out: dict[str, Any] = {"raw judge": metrics(y[test], noisy[test], None if scores is None else scores[test])}
+    logits, _ = train_with_answers(backbone, texts, noisy, train, {}, 1, seed)  # LAUD's cold start: the judge's labels
+    query = query_scores(logits, noisy, None, QueryWeights())
+    for kind in ALLOCATIONS:
+        if kind == "weighted":
+            g_idx, w = weighted_draw(train, query, n_gold, seed)
+            gold = GoldSet(g_idx, y[g_idx], w)
+        else:
+            g_idx = allocate(kind, noisy, train, query, n_gold, seed)
+            gold = gold_set(g_idx, y, train, noisy)
+        t0 = time.perf_counter()
+        entry = {"gold_harmful": int(y[g_idx].sum()), "gold_judge_wrong": int((y[g_idx] != noisy[g_idx]).sum())}
+        try:
+            res = refine(texts, noisy, gold, backbone, iterations=5, judge_scores=scores,
+                         holdout=test, seed=seed)
+            kept = res.selected == 0 and res.gold_fallback is None
+            m = out["raw judge"] if kept else metrics(y[test], (res.scores[test] > 0).astype(int), res.scores[test])
+            entry |= m | {"selected": res.selected, "fell_back": kept, "refused": ""}
+        except UserError as exc:  # the tool refuses this gold sample (e.g. delta too small): the judge's labels stand
+            entry |= out["raw judge"] | {"selected": 0, "fell_back": True, "refused": str(exc)[:160]}
+        out[kind] = entry | {"seconds": time.perf_counter() - t0}
+    return out
+
+
+def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    s: dict[str, Any] = {"seeds": len(per_seed), "raw_acc": float(np.mean([r["raw judge"]["acc"] for r in per_seed]))}
+    for k in ALLOCATIONS:
+        s[k] = {"acc": float(np.mean([r[k]["acc"] for r in per_seed])), "vs_raw": paired(per_seed, k, "raw judge"),
+                "fell_back": int(sum(r[k]["fell_back"] for r in per_seed)),
+                "gold_judge_wrong": float(np.mean([r[k]["gold_judge_wrong"] for r in per_seed])),
+                "gold_harmful": float(np.mean([r[k]["gold_harmful"] for r in per_seed]))}
+        if k != BASE:
+            s[k]["vs_" + BASE] = paired(per_seed, k, BASE)
+    return s
+
+
+def overall(cells: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Mean gain over raw per allocation across the cells of ``names`` (each cell weighs the same), per noise and in all."""
+    out: dict[str, Any] = {}
+    for noise in (*C.NOISES, "all"):
+        keys = [f"{c}/{n}" for c in names for n in C.NOISES if (noise in ("all", n)) and "summary" in cells.get(f"{c}/{n}", {})]
+        if keys:
+            out[noise] = {k: {"mean_gain": float(np.mean([cells[c]["summary"][k]["vs_raw"]["gain"] for c in keys])),
+                              "cells_won_vs_" + BASE: sum(cells[c]["summary"][k].get("vs_" + BASE, {}).get("gain", 0) > 0 for c in keys),
+                              "fell_back": sum(cells[c]["summary"][k]["fell_back"] for c in keys),
+                              "cells": len(keys)} for k in ALLOCATIONS}
+    return out
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def overall_lines(o: dict[str, Any]) -> list[str]:
+    lines = ["| noise | cells | " + " | ".join(f"{k}: mean gain (cells beating stratified, fall-backs)" for k in ALLOCATIONS) + " |",
+             "|---|---|" + "---|" * len(ALLOCATIONS)]
+    for noise, v in o.items():
+        cells = [f"{pct(v[k]['mean_gain'])} ({v[k]['cells_won_vs_' + BASE] if k != BASE else '–'}, {v[k]['fell_back']})" for k in ALLOCATIONS]
+        lines.append(f"| {noise} | {v[BASE]['cells']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def cell_lines(s: dict[str, Any]) -> list[str]:
+    lines = ["| allocation | test acc | gain vs raw (points) | SE | 95% interval | vs stratified (paired) | fell back | gold rows the judge got wrong | harmful gold rows |",
+             "|---|---|---|---|---|---|---|---|---|", f"| raw judge | {s['raw_acc']:.3f} | – | – | – | – | – | – | – |"]
+    for k in ALLOCATIONS:
+        v, p = s[k], s[k]["vs_raw"]
+        b = s[k].get("vs_" + BASE)
+        vs = f"{pct(b['gain'])} [{pct(b['lo'])}, {pct(b['hi'])}]" if b else "–"
+        lines.append(f"| {k} | {v['acc']:.3f} | {pct(p['gain'])} | {100 * p['se']:.1f} | [{pct(p['lo'])}, {pct(p['hi'])}] | {vs} | "
+                     f"{v['fell_back']}/{s['seeds']} | {v['gold_judge_wrong']:.1f} | {v['gold_harmful']:.1f} |")
+    return lines
+
+
+def plot(res: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    o = res["overall"]["tuning"]
+    noises = [n for n in (*C.NOISES, "all") if n in o]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    w = 0.8 / len(ALLOCATIONS)
+    for i, k in enumerate(ALLOCATIONS):
+        ax.bar(np.arange(len(noises)) + i * w, [100 * o[n][k]["mean_gain"] for n in noises], w, label=k)
+    ax.set_xticks(np.arange(len(noises)) + 0.4 - w / 2, noises)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_ylabel("robust UU − raw judge (points)")
+    ax.set_title("50 gold labels, five allocations (tuning corpora, mean over cells)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+
+
+def finish(res: dict[str, Any], out: Path) -> None:
+    for cell in res["cells"].values():
+        if cell.get("per_seed"):
+            cell["summary"] = summarise(cell["per_seed"])
+    tuned = [c for c in res["corpora"] if c != C.HELD_OUT]
+    res["overall"] = {"tuning": overall(res["cells"], tuned), "held_out": overall(res["cells"], [C.HELD_OUT])}
+    write_json(out.with_suffix(".json"), res)
+    lines = ["# Gold allocation: where the 50 labels go (issue 18)", "", "```", res["command"], "```", "",
+             ("Protocol: docstring of eval/bench_gold_allocation.py; corpora and noise models: eval/corpora.py "
+              "(as eval/results/refine_corpora.md). Gains are robust UU's test accuracy minus the raw judge's, in points."), "",
+             "## Tuning corpora (" + ", ".join(tuned) + ")", "", *overall_lines(res["overall"]["tuning"]), "",
+             *res.get("verdict", []), "", f"## Held-out corpus: {C.HELD_OUT}", "", *overall_lines(res["overall"]["held_out"]), ""]
+    for key, cell in res["cells"].items():
+        if "summary" in cell:
+            lines += [f"## {key}", "", *cell_lines(cell["summary"]), ""]
+    out.with_suffix(".md").write_text("\n".join(lines))
+    if res["overall"]["tuning"]:
+        plot(res, out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=6)
+    ap.add_argument("--corpora", default=",".join(C.CORPORA))
+    ap.add_argument("--noises", default=",".join(C.NOISES))
+    ap.add_argument("--n-gold", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--resume", action="store_true", help="keep the (cell, seed) results already in the JSON, run the rest")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the .md and .png from the JSON")
+    ap.add_argument("--out", default=str(HERE / "results" / "gold_allocation"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    if args.report_only:
+        finish(json.loads(out.with_suffix(".json").read_text()), out)
+        return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    names, noises = args.corpora.split(","), args.noises.split(",")
+    res: dict[str, Any] = json.loads(out.with_suffix(".json").read_text()) if args.resume and out.with_suffix(".json").exists() else {}
+    res.setdefault("command", "PYTHONPATH=. OMP_NUM_THREADS=1 TQDM_DISABLE=1 nice -n 10 .venv/bin/python " + " ".join(sys.argv))
+    res.setdefault("corpora", {})
+    res.setdefault("cells", {})
+    backbone, data = load_corpora(names)
+    res["corpora"].update({c: C.describe(c, data[c][0]) for c in names})
+    for seed in range(args.seeds):  # seeds outermost: a run cut short still covers every corpus
+        for c in names:
+            rows, texts, y, _ = data[c]
+            backbone.prepare(texts)
+            for n in noises:
+                cell = res["cells"].setdefault(f"{c}/{n}", {"per_seed": []})
+                if seed in {r["seed"] for r in cell["per_seed"]}:
+                    continue
+                try:
+                    noisy, scores = C.noisy_labels(n, rows, seed)
+                except ValueError as exc:
+                    cell["missing"] = str(exc)
+                    continue
+                r = run_cell(texts, y, backbone, noisy, scores, seed, args.n_gold)
+                cell["per_seed"].append(r | {"seed": seed})
+                print(f"[{c}/{n} seed {seed}] raw {r['raw judge']['acc']:.3f}, "
+                      + ", ".join(f"{k} {r[k]['acc']:.3f}{' (fb)' if r[k]['fell_back'] else ''}" for k in ALLOCATIONS), flush=True)
+                write_json(out.with_suffix(".json"), res)
+        finish(res, out)
+    finish(res, out)
+
+
+if __name__ == "__main__":
+    main()
