@@ -25,9 +25,11 @@ accuracy on the same test rows; mean, SE over seeds, 95% t interval.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import types
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -285,29 +287,31 @@ def load_corpora(names: list[str]) -> tuple[Any, dict[str, tuple[list[dict], lis
     return backbone, data
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=10)
+def grid_main(doc: str, seeds: int, out: Path, run_one: Callable[..., dict[str, Any]],
+              finish_fn: Callable[[dict[str, Any], Path], None], line: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
+    """The command line shared by the corpus benchmarks: ``run_one(texts, y, emb, backbone, noisy, scores, seed, n_gold)``
+    per (seed, corpus, noise), results kept in ``out``.json after every cell (``--resume``), ``finish_fn`` per seed."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=seeds)
     ap.add_argument("--corpora", default=",".join(C.CORPORA))
     ap.add_argument("--noises", default=",".join(C.NOISES))
     ap.add_argument("--n-gold", type=int, default=50)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--resume", action="store_true", help="keep the (cell, seed) results already in the JSON, run the rest")
-    ap.add_argument("--report-only", action="store_true", help="rewrite the .md (and summaries) from the JSON")
-    ap.add_argument("--out", default=str(HERE / "results" / "refine_corpora"))
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report (and summaries) from the JSON")
+    ap.add_argument("--out", default=str(out))
     args = ap.parse_args()
     out = Path(args.out)
-    import json
-
     if args.report_only:
-        finish(json.loads(out.with_suffix(".json").read_text()), out)
-        return
+        res = json.loads(out.with_suffix(".json").read_text())
+        finish_fn(res, out)
+        return res
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     names, noises = args.corpora.split(","), args.noises.split(",")
-    res: dict[str, Any] = json.loads(out.with_suffix(".json").read_text()) if args.resume and out.with_suffix(".json").exists() else {}
+    res = json.loads(out.with_suffix(".json").read_text()) if args.resume and out.with_suffix(".json").exists() else {}
     res.setdefault("command", "PYTHONPATH=. OMP_NUM_THREADS=1 TQDM_DISABLE=1 nice -n 10 .venv/bin/python " + " ".join(sys.argv))
     res.setdefault("corpora", {})
     res.setdefault("cells", {})
@@ -328,13 +332,18 @@ def main() -> None:
                     continue
                 cell.pop("missing", None)
                 t0 = time.perf_counter()
-                r = run_cell(texts, y, emb, backbone, noisy, scores, seed, args.n_gold)
+                r = run_one(texts, y, emb, backbone, noisy, scores, seed, args.n_gold)
                 cell["per_seed"].append(r | {"seed": seed})
-                print(f"[{c}/{n} seed {seed}] " + ", ".join(f"{k} {v['acc']:.3f}" for k, v in r.items() if isinstance(v, dict))
-                      + f"; RUU it {r[RUU]['selected']} ({time.perf_counter() - t0:.0f} s)", flush=True)
+                print(f"[{c}/{n} seed {seed}] {line(r)} ({time.perf_counter() - t0:.0f} s)", flush=True)
                 write_json(out.with_suffix(".json"), res)
-        finish(res, out)
-    finish(res, out)
+        finish_fn(res, out)
+    finish_fn(res, out)
+    return res
+
+
+def main() -> None:
+    res = grid_main(__doc__, 10, HERE / "results" / "refine_corpora", run_cell, finish,
+                    lambda r: ", ".join(f"{k} {v['acc']:.3f}" for k, v in r.items() if isinstance(v, dict)) + f"; RUU it {r[RUU]['selected']}")
     print(to_markdown(res))
 
 

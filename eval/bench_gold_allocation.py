@@ -25,8 +25,6 @@ fall-back on). Reported per (corpus, noise): robust UU's test accuracy minus the
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import corpora as C
-from bench_corpora import load_corpora, paired
+from bench_corpora import grid_main, paired
 from bench_refine import gold_set, metrics, split_and_gold
 
 from rlaif_uu.data.io import write_json
@@ -66,9 +64,9 @@ def allocate(kind: str, noisy: np.ndarray, train: np.ndarray, query: np.ndarray,
     return np.sort(np.concatenate([half, select(query, np.setdiff1d(train, half), n - n // 2, "mixed", seed)]))
 
 
-def run_cell(texts: list[str], y: np.ndarray, backbone: Any, noisy: np.ndarray, scores: np.ndarray | None,
+def run_cell(texts: list[str], y: np.ndarray, emb: np.ndarray, backbone: Any, noisy: np.ndarray, scores: np.ndarray | None,
              seed: int, n_gold: int) -> dict[str, Any]:
-    """Raw judge and robust UU under every allocation on one (corpus, noise, seed)."""
+    """Raw judge and robust UU under every allocation on one (corpus, noise, seed); ``emb`` is unused."""
     test, train, _ = split_and_gold(y, noisy, seed, n_gold)
     out: dict[str, Any] = {"raw judge": metrics(y[test], noisy[test], None if scores is None else scores[test])}
     logits, _ = train_with_answers(backbone, texts, noisy, train, {}, 1, seed)  # LAUD's cold start: the judge's labels
@@ -186,51 +184,9 @@ def finish(res: dict[str, Any], out: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=6)
-    ap.add_argument("--corpora", default=",".join(C.CORPORA))
-    ap.add_argument("--noises", default=",".join(C.NOISES))
-    ap.add_argument("--n-gold", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--resume", action="store_true", help="keep the (cell, seed) results already in the JSON, run the rest")
-    ap.add_argument("--report-only", action="store_true", help="rewrite the .md and .png from the JSON")
-    ap.add_argument("--out", default=str(HERE / "results" / "gold_allocation"))
-    args = ap.parse_args()
-    out = Path(args.out)
-    if args.report_only:
-        finish(json.loads(out.with_suffix(".json").read_text()), out)
-        return
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    names, noises = args.corpora.split(","), args.noises.split(",")
-    res: dict[str, Any] = json.loads(out.with_suffix(".json").read_text()) if args.resume and out.with_suffix(".json").exists() else {}
-    res.setdefault("command", "PYTHONPATH=. OMP_NUM_THREADS=1 TQDM_DISABLE=1 nice -n 10 .venv/bin/python " + " ".join(sys.argv))
-    res.setdefault("corpora", {})
-    res.setdefault("cells", {})
-    backbone, data = load_corpora(names)
-    res["corpora"].update({c: C.describe(c, data[c][0]) for c in names})
-    for seed in range(args.seeds):  # seeds outermost: a run cut short still covers every corpus
-        for c in names:
-            rows, texts, y, _ = data[c]
-            backbone.prepare(texts)
-            for n in noises:
-                cell = res["cells"].setdefault(f"{c}/{n}", {"per_seed": []})
-                if seed in {r["seed"] for r in cell["per_seed"]}:
-                    continue
-                try:
-                    noisy, scores = C.noisy_labels(n, rows, seed)
-                except ValueError as exc:
-                    cell["missing"] = str(exc)
-                    continue
-                r = run_cell(texts, y, backbone, noisy, scores, seed, args.n_gold)
-                cell["per_seed"].append(r | {"seed": seed})
-                print(f"[{c}/{n} seed {seed}] raw {r['raw judge']['acc']:.3f}, "
-                      + ", ".join(f"{k} {r[k]['acc']:.3f}{' (fb)' if r[k]['fell_back'] else ''}" for k in ALLOCATIONS), flush=True)
-                write_json(out.with_suffix(".json"), res)
-        finish(res, out)
-    finish(res, out)
+    grid_main(__doc__, 6, HERE / "results" / "gold_allocation", run_cell, finish,
+              lambda r: f"raw {r['raw judge']['acc']:.3f}, "
+              + ", ".join(f"{k} {r[k]['acc']:.3f}{' (fb)' if r[k]['fell_back'] else ''}" for k in ALLOCATIONS))
 
 
 if __name__ == "__main__":
