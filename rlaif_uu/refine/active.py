@@ -14,11 +14,12 @@ until the budget is spent. Here the LLM is the judge and the query score of row 
 ``strategy='random'`` draws uniformly instead (the passive baseline); ``strategy='stratified'`` draws at
 random, half among the rows the judge calls harmful and half among the rest. The query score's top
 rows are the ones the judge most often gets wrong, so a gold set made of them is no sample of the
-corpus: robust UU estimates its priors θp, θn and picks its iteration on the gold rows, and on the
-multi-corpus benchmark (``eval/results/gold_allocation.md``) both went wrong with such gold, far below
-the raw judge on several corpora; the random and stratified draws stay representative. Each round trains on every
-pool row with its judge label, replaced by the human label where there is one; human rows count
-``human_weight`` times. The file-based, resumable workflow is in :mod:`rlaif_uu.refine.queue`.
+corpus, and robust UU estimates its priors θp, θn and picks its iteration on the gold rows: on the
+multi-corpus benchmark (``eval/results/gold_allocation.md``) it fell below the raw judge with such
+gold on several corpora; random and stratified gold stay representative.
+
+Each round trains on every pool row with its judge label, replaced by the human label where there
+is one; human rows count ``human_weight`` times. The file-based, resumable workflow is in :mod:`rlaif_uu.refine.queue`.
 """
 
 from __future__ import annotations
