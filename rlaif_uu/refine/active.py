@@ -16,7 +16,9 @@ random, half among the rows the judge calls harmful and half among the rest. The
 rows are the ones the judge most often gets wrong, so a gold set made of them is no sample of the
 corpus, and robust UU estimates its priors θp, θn and picks its iteration on the gold rows: on the
 multi-corpus benchmark (``eval/results/gold_allocation.md``) it fell below the raw judge with such
-gold on several corpora; random and stratified gold stay representative.
+gold on several corpora; random and stratified gold stay representative. For a reward, though, the
+query's rows are the ones that expose a judge's systematic error (``eval/results/ladder_dpo_qwen_stratified.md``),
+so the rounds pipeline keeps ``mixed`` as its default.
 
 Each round trains on every pool row with its judge label, replaced by the human label where there
 is one; human rows count ``human_weight`` times. The file-based, resumable workflow is in :mod:`rlaif_uu.refine.queue`.
