@@ -226,8 +226,10 @@ def table(args: argparse.Namespace) -> None:
               for arm, s in summary["refined_share_of_all_gold"].items()]
     flags = [f"{a}: degeneration {t['degeneration']}, alarm {t['alarm']}, drift {t['drift']}, reward on own answers "
              f"{t['sampled']}, {t['seconds']:.0f} s per run" for a, t in arms.items() if a != "start"]
+    sets = sorted({o for r in runs for o in r.get("overrides", [])})  # every run's --set, named in its command
+    run_flags = args.flags + (f" --set {' '.join(sets)}" if sets else "")
     text = ("# The ladder: reward source vs held-out safety, same budget and seeds\n\n"
-            f"`.venv/bin/python eval/bench_ladder.py run --arm ARM --seed S{args.flags}` per run ({args.recipes}/ARM.yaml), "
+            f"`.venv/bin/python eval/bench_ladder.py run --arm ARM --seed S{run_flags}` per run ({args.recipes}/ARM.yaml), "
             f"then `.venv/bin/python eval/bench_ladder.py table{args.flags}`. Held-out prompts (never trained on); 95% bootstrap "
             "intervals over (seed, prompt) pairs.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"- {f}" for f in flags) + "\n")
     out = Path(args.runs).with_name(Path(args.runs).stem.removesuffix("_runs"))
