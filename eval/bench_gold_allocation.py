@@ -48,20 +48,23 @@ ALLOCATIONS = ("stratified", "random", "active", "split", "weighted")
 BASE = "stratified"
 
 
-def weighted_draw(train: np.ndarray, query: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``weighted`` allocation: positions drawn with q_i = ½/N + ½·s_i/Σs, and their weights 1 / (n q_i)."""
-    s = query[train]
-    q = 0.5 / len(train) + 0.5 * s / s.sum()
-    pick = np.sort(np.random.default_rng(seed).choice(len(train), size=n, replace=False, p=q))
-    return train[pick], 1.0 / np.minimum(1.0, n * q[pick])
+def allocate(kind: str, y: np.ndarray, noisy: np.ndarray, train: np.ndarray, query: np.ndarray, n: int,
+             seed: int) -> GoldSet:
+    """The ``n`` gold rows of allocation ``kind`` among the training rows ``train``, weighted as robust UU will use them.
 
-
-def allocate(kind: str, noisy: np.ndarray, train: np.ndarray, query: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Positions of the ``n`` gold rows of allocation ``kind`` (not ``weighted``) among the training rows ``train``."""
-    if kind != "split":
-        return select(query, train, n, {"active": "mixed"}.get(kind, kind), seed, noisy)
-    half = select(query, train, n // 2, "stratified", seed, noisy)
-    return np.sort(np.concatenate([half, select(query, np.setdiff1d(train, half), n - n // 2, "mixed", seed)]))
+    ``weighted`` draws with q_i = ½/N + ½·s_i/Σs and weighs 1 / (n q_i); the others carry the strata weights.
+    """
+    if kind == "weighted":
+        s = query[train]
+        q = 0.5 / len(train) + 0.5 * s / s.sum()
+        pick = np.sort(np.random.default_rng(seed).choice(len(train), size=n, replace=False, p=q))
+        return GoldSet(train[pick], y[train[pick]], 1.0 / np.minimum(1.0, n * q[pick]))
+    if kind == "split":
+        half = select(query, train, n // 2, "stratified", seed, noisy)
+        g_idx = np.sort(np.concatenate([half, select(query, np.setdiff1d(train, half), n - n // 2, "mixed", seed)]))
+    else:
+        g_idx = select(query, train, n, "mixed" if kind == "active" else kind, seed, noisy)
+    return gold_set(g_idx, y, train, noisy)
 
 
 def run_cell(texts: list[str], y: np.ndarray, emb: np.ndarray, backbone: Any, noisy: np.ndarray, scores: np.ndarray | None,
@@ -72,14 +75,9 @@ def run_cell(texts: list[str], y: np.ndarray, emb: np.ndarray, backbone: Any, no
     logits, _ = train_with_answers(backbone, texts, noisy, train, {}, 1, seed)  # LAUD's cold start: the judge's labels
     query = query_scores(logits, noisy, None, QueryWeights())
     for kind in ALLOCATIONS:
-        if kind == "weighted":
-            g_idx, w = weighted_draw(train, query, n_gold, seed)
-            gold = GoldSet(g_idx, y[g_idx], w)
-        else:
-            g_idx = allocate(kind, noisy, train, query, n_gold, seed)
-            gold = gold_set(g_idx, y, train, noisy)
+        gold = allocate(kind, y, noisy, train, query, n_gold, seed)
         t0 = time.perf_counter()
-        entry = {"gold_harmful": int(y[g_idx].sum()), "gold_judge_wrong": int((y[g_idx] != noisy[g_idx]).sum())}
+        entry = {"gold_harmful": int(gold.labels.sum()), "gold_judge_wrong": int((gold.labels != noisy[gold.index]).sum())}
         try:
             res = refine(texts, noisy, gold, backbone, iterations=5, judge_scores=scores,
                          holdout=test, seed=seed)
