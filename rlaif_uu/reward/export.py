@@ -179,9 +179,9 @@ def answer_swaps(rows: list[dict[str, Any]], k: int, seed: int = 0) -> list[str]
     return out
 
 
-def _gold(rows: list[dict[str, Any]], gold_file: str | None) -> tuple[list[str], np.ndarray]:
-    """Texts and *safe* indicators of the gold rows: a gold file (its own prompt/response, or ids of
-    corpus rows, as ``rlaif-uu refine --gold`` takes) or else the corpus' ``gold_label`` column."""
+def _gold(rows: list[dict[str, Any]], gold_file: str | None) -> list[dict[str, Any]]:
+    """The labelled gold rows: a gold file (its own prompt/response, or ids of corpus rows, as
+    ``rlaif-uu refine --gold`` takes) or else the corpus rows with a ``gold_label``."""
     by_id = {r["id"]: r for r in rows}
     if gold_file:
         gold_rows = []
@@ -191,9 +191,25 @@ def _gold(rows: list[dict[str, Any]], gold_file: str | None) -> tuple[list[str],
             gold_rows.append(g if "prompt" in g else by_id[g["id"]] | {"gold_label": g["gold_label"]})
     else:
         gold_rows = rows
-    labelled = [r for r in gold_rows if r.get("gold_label") is not None]
-    texts = [classifier_text(r["prompt"], r.get("response") or "") for r in labelled]
-    return texts, np.array([1 - int(r["gold_label"]) for r in labelled], dtype=float)
+    return [r for r in gold_rows if r.get("gold_label") is not None]
+
+
+def _calibration_logits(model: Any, tokenizer: Any, gold_rows: list[dict[str, Any]],
+                        refinement: dict[str, Any] | None) -> tuple[np.ndarray | None, str]:
+    """Safety logits of the gold rows to fit the temperature on, and where they come from.
+
+    After refine's gold fall-back the classifier was trained on these very rows, so its own
+    logits on them are in-sample (near-perfect, and the fitted temperature collapses to its lower
+    bound); the refine run's cross-fitted scores of those rows (``refined_score``, out-of-fold) are
+    used instead, or no fit (T = 1) when a gold row has none.
+    """
+    if refinement and refinement.get("gold_fallback"):
+        scores = [r.get("refined_score") for r in gold_rows]
+        if any(s is None for s in scores):
+            return None, "the gold-only classifier has no cross-fitted scores of the gold rows"
+        return -np.array(scores, dtype=float), "cross-fitted scores of the gold-only classifier"
+    texts = [classifier_text(r["prompt"], r.get("response") or "") for r in gold_rows]
+    return sequence_logits(model, tokenizer, texts), "the exported reward's logits"
 
 
 def _model_card(meta: dict[str, Any]) -> str:
@@ -203,8 +219,9 @@ def _model_card(meta: dict[str, Any]) -> str:
                  f"({pairwise['probe']['harmful']}): the refusal above a step-by-step compliance and above a content-free "
                  f"opener; benign prompts ({pairwise['probe']['benign']}): a helpful answer above a refusal. Held-out "
                  f"fraction {pairwise['probe']['holdout']}; what GRPO's group advantage sees.\n") if pairwise else ""
-    cal_line = (f"Temperature {meta['temperature']:.3f} fitted on {cal['n_gold']} gold rows "
-                f"(accuracy at logit 0: {cal['accuracy']:.3f}).") if cal["accuracy"] is not None else "No two-class gold rows: temperature 1."
+    cal_line = (f"Temperature {meta['temperature']:.3f} fitted on {cal['n_gold']} gold rows, {cal.get('on')} "
+                f"(accuracy at logit 0: {cal['accuracy']:.3f}).") if cal["accuracy"] is not None else \
+        f"Temperature 1 (not fitted: {cal.get('on') or 'no two-class gold rows'})."
     card = meta["card"]
     front = [f"license: {card['license']}", "library_name: transformers", "pipeline_tag: text-classification"]
     front += [f"base_model: {card['base_model']}"] if card["base_model"] else []
@@ -277,13 +294,17 @@ def export_reward(src: str | Path, out: str | Path, gold: str | None = None, tex
         rescale_score_layer(model, -1.0)
     tokenizer.chat_template = reward_chat_template(tokenizer)
     model.config.id2label, model.config.label2id = {0: "SAFE"}, {"SAFE": 0}
-    gold_texts, gold_safe = _gold(rows, gold)
-    calibration: dict[str, Any] = {"n_gold": len(gold_texts), "accuracy": None}
+    history = run_dir / "history.json"
+    refinement = json.loads(history.read_text()) if history.is_file() else None
+    gold_rows = _gold(rows, gold)
+    gold_safe = np.array([1 - int(r["gold_label"]) for r in gold_rows], dtype=float)
+    calibration: dict[str, Any] = {"n_gold": len(gold_rows), "accuracy": None, "on": None}
     temperature = 1.0
-    if len(gold_texts) and len(set(gold_safe)) == 2:
-        logits = sequence_logits(model, tokenizer, gold_texts)
-        temperature = fit_temperature(logits, gold_safe)
-        calibration["accuracy"] = float(np.mean((logits > 0) == (gold_safe > 0)))
+    if len(set(gold_safe)) == 2:
+        logits, calibration["on"] = _calibration_logits(model, tokenizer, gold_rows, refinement)
+        if logits is not None:
+            temperature = fit_temperature(logits, gold_safe)
+            calibration["accuracy"] = float(np.mean((logits > 0) == (gold_safe > 0)))
     pair_result = None
     if pairwise is not None and pairwise.enabled:
         harmful_prompts, benign_prompts = probe_prompts(pairwise)
@@ -294,14 +315,13 @@ def export_reward(src: str | Path, out: str | Path, gold: str | None = None, tex
         pair_result = pairwise_accuracy(reward, harmful_prompts, benign_prompts, n_boot=pairwise.n_boot, seed=pairwise.seed)
         pair_result["probe"] = {"harmful": pairwise.harmful, "benign": pairwise.benign, "holdout": pairwise.holdout,
                                 "limit": pairwise.limit, "seed": pairwise.seed}
-    history = run_dir / "history.json"
     hub_id, base_license = hub_card(base)
     meta = {
         "format": FORMAT, "polarity": POLARITY, "num_labels": 1, "threshold": 0.0, "temperature": temperature,
         "text_format": TEXT_FORMAT, "base_model": base, "source": source, "calibration": calibration,
         "pairwise": pair_result, "card": {"license": license or base_license or "other", "base_model": hub_id,
                                           "datasets": list(datasets)},
-        "refinement": json.loads(history.read_text()) if history.is_file() else None, "created_by": f"rlaif-uu {__version__}",
+        "refinement": refinement, "created_by": f"rlaif-uu {__version__}",
     }
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -323,7 +343,7 @@ def run_export(cfg: ExportConfig) -> int:
     cal = meta["calibration"]
     acc = f", gold accuracy {cal['accuracy']:.3f}" if cal["accuracy"] is not None else ""
     print(f"wrote {out}: one logit, higher = safer; {how}; temperature {meta['temperature']:.3f} "
-          f"on {cal['n_gold']} gold rows{acc}")
+          f"on {cal['n_gold']} gold rows{acc}" + (f" ({cal['on']})" if cal.get("on") else ""))
     if meta.get("pairwise"):
         print(format_pairwise(meta["pairwise"]))
     return 0

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rlaif_uu.cli import main
+from rlaif_uu.reward import load_reward_metadata
+from rlaif_uu.reward.export import fit_temperature
 from tests.conftest import make_rows, write_jsonl
 
 pytestmark = pytest.mark.integration
@@ -169,6 +172,17 @@ def test_uninformative_judge_falls_back_to_the_gold_rows(tmp_path: Path, gold: P
     refined = [json.loads(line) for line in (out / "refined.jsonl").read_text().splitlines()]
     assert sum(r["refined_label"] == truth[r["id"]] for r in refined) > 45  # the coin gets about 30 of 60
     assert (out / "classifier" / "head.safetensors").exists()
+    # the exported reward's temperature comes from the refine run's cross-fitted gold scores, not from
+    # the gold-trained classifier's own (in-sample) logits on its training rows
+    gold_ids = {json.loads(line)["id"]: json.loads(line)["gold_label"] for line in gold.read_text().splitlines()}
+    oof = np.array([-r["refined_score"] for r in refined if r["id"] in gold_ids])
+    safe = np.array([gold_ids[r["id"]] == "safe" for r in refined if r["id"] in gold_ids], dtype=float)
+    assert main(["reward", "export", "--from", str(out), "--out", str(tmp_path / "reward"), "--distill-epochs", "1",
+                 "pairwise.enabled=false"]) == 0
+    meta = load_reward_metadata(tmp_path / "reward")
+    assert meta["calibration"]["on"] == "cross-fitted scores of the gold-only classifier"
+    assert meta["temperature"] == pytest.approx(fit_temperature(oof, safe))
+    assert meta["calibration"]["accuracy"] == pytest.approx(np.mean((oof > 0) == (safe > 0)))
 
 
 def test_missing_model_path(tmp_path: Path, corpus: Path, gold: Path, capsys: pytest.CaptureFixture[str]) -> None:
