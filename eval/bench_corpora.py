@@ -29,7 +29,7 @@ import json
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from bench_refine import gold_set, metrics, split_and_gold, supervised
 from rlaif_uu.data.io import write_json
 from rlaif_uu.data.schema import classifier_text
 from rlaif_uu.errors import UserError
-from rlaif_uu.refine.classify import sentence_embeddings
+from rlaif_uu.refine.classify import RefinerOutput, sentence_embeddings
 from rlaif_uu.refine.confident import confident_refine
 from rlaif_uu.refine.config import ConfidentConfig, FrozenBackboneConfig, NeighbourhoodConfig, RefineConfig, build_backbone
 from rlaif_uu.refine.loop import refine
@@ -74,6 +74,19 @@ NOTES = [
 MARGIN_SE = next(f.default for f in fields(RefineConfig) if f.name == "margin_se")
 
 
+def guardable_refiners(texts: list[str], noisy: np.ndarray, backbone: Any, emb: np.ndarray, pool: np.ndarray,
+                       seed: int) -> Iterator[tuple[str, str, RefinerOutput, float]]:
+    """(row name, method, unguarded result, start time) of neighbourhood and confident learning, library defaults,
+    trained on the rows ``pool``."""
+    nc, cc = NeighbourhoodConfig(), ConfidentConfig()
+    t0 = time.perf_counter()
+    yield NB, "neighbourhood", neighbourhood_refine(texts, noisy, backbone, emb, pool, k=nc.k, certain=nc.certain, two=nc.two,
+                                                    noisy_threshold=nc.noisy_threshold, checkpoints=nc.checkpoints,
+                                                    rounds=nc.rounds, alpha=nc.alpha, distance=nc.distance, seed=seed), t0
+    t0 = time.perf_counter()
+    yield CL, "confident", confident_refine(texts, noisy, backbone, pool, folds=cc.folds, relabel=cc.relabel, seed=seed), t0
+
+
 def run_cell(texts: list[str], y: np.ndarray, emb: np.ndarray, backbone: Any, noisy: np.ndarray, scores: np.ndarray | None,
              seed: int, n_gold: int) -> dict[str, Any]:
     """Every method on one (corpus, noise, seed)."""
@@ -100,15 +113,7 @@ def run_cell(texts: list[str], y: np.ndarray, emb: np.ndarray, backbone: Any, no
             out[name] = raw | {"selected": 0, "fell_back": True, "refused": str(exc)[:160], "gold_fallback": False}
         out[name]["seconds"] = time.perf_counter() - t0
 
-    nc, cc = NeighbourhoodConfig(), ConfidentConfig()
-    for name, short, fn in (
-        (NB, "neighbourhood", lambda: neighbourhood_refine(texts, noisy, backbone, emb, pool, k=nc.k, certain=nc.certain, two=nc.two,
-                                                           noisy_threshold=nc.noisy_threshold, checkpoints=nc.checkpoints,
-                                                           rounds=nc.rounds, alpha=nc.alpha, distance=nc.distance, seed=seed)),
-        (CL, "confident", lambda: confident_refine(texts, noisy, backbone, pool, folds=cc.folds, relabel=cc.relabel, seed=seed)),
-    ):
-        t0 = time.perf_counter()
-        result = fn()
+    for name, short, result, t0 in guardable_refiners(texts, noisy, backbone, emb, pool, seed):
         out[f"{short} (unguarded)"] = from_labels(result.labels, result.scores)
         cfg = types.SimpleNamespace(method=short, margin_se=MARGIN_SE, seed=seed)
         guarded, info = gold_guard(cfg, gold, result, noisy, backbone, pool)
