@@ -180,15 +180,16 @@ def answer_swaps(rows: list[dict[str, Any]], k: int, seed: int = 0) -> list[str]
 
 
 def _gold(rows: list[dict[str, Any]], gold_file: str | None) -> list[dict[str, Any]]:
-    """The labelled gold rows: a gold file (its own prompt/response, or ids of corpus rows, as
-    ``rlaif-uu refine --gold`` takes) or else the corpus rows with a ``gold_label``."""
+    """The labelled gold rows: a gold file (ids of corpus rows, as ``rlaif-uu refine --gold`` takes,
+    or rows with their own prompt/response) or else the corpus rows with a ``gold_label``. A gold
+    id of a corpus row stands for that row (its text and refine scores), as it did in refine."""
     by_id = {r["id"]: r for r in rows}
     if gold_file:
         gold_rows = []
         for g in read_records(gold_file, required=("gold_label",)):
-            if "prompt" not in g and g["id"] not in by_id:
-                raise UserError(f"{gold_file}: gold id {g['id']!r} has no prompt and is not in the corpus")
-            gold_rows.append(g if "prompt" in g else by_id[g["id"]] | {"gold_label": g["gold_label"]})
+            if "prompt" not in g and g.get("id") not in by_id:
+                raise UserError(f"{gold_file}: gold id {g.get('id')!r} has no prompt and is not in the corpus")
+            gold_rows.append(by_id[g["id"]] | {"gold_label": g["gold_label"]} if g.get("id") in by_id else g)
     else:
         gold_rows = rows
     return [r for r in gold_rows if r.get("gold_label") is not None]

@@ -163,6 +163,9 @@ def test_uninformative_judge_falls_back_to_the_gold_rows(tmp_path: Path, gold: P
     rows = [{k: v for k, v in r.items() if k != "gold_label"} | {"judge_label": "harmful" if (i // 2) % 2 == 0 else "safe"}
             for i, r in enumerate(make_rows())]
     inp, out = write_jsonl(tmp_path / "coin.jsonl", rows), tmp_path / "out"
+    by_id = {r["id"]: r for r in rows}  # gold rows as the pipeline's annotator writes them: id, label and the text
+    gold = write_jsonl(tmp_path / "gold_with_text.jsonl", [g | {k: by_id[g["id"]][k] for k in ("prompt", "response")}
+                                                          for g in map(json.loads, gold.read_text().splitlines())])
     code = main(["refine", "--input", str(inp), "--gold", str(gold), "--out", str(out), "--iterations", "1"])
     printed = capsys.readouterr().out
     assert code == 0 and "fall-back: θp − θn = 0.000 < 0.05" in printed and "gold rows alone" in printed, printed
