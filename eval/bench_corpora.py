@@ -71,7 +71,7 @@ NOTES = [
     "the policy rows reproduces the stored corpus_judges.jsonl scores exactly (4 built-in rows re-judged: 3.952, 6.506, "
     "5.430, 3.825 both times)."),
 ]
-MARGIN_SE = next(f.default for f in fields(RefineConfig) if f.name == "margin_se")
+GUARD_MARGIN_SE = next(f.default for f in fields(RefineConfig) if f.name == "guard_margin_se")
 
 
 def guardable_refiners(texts: list[str], noisy: np.ndarray, backbone: Any, emb: np.ndarray, pool: np.ndarray,
@@ -115,7 +115,7 @@ def run_cell(texts: list[str], y: np.ndarray, emb: np.ndarray, backbone: Any, no
 
     for name, short, result, t0 in guardable_refiners(texts, noisy, backbone, emb, pool, seed):
         out[f"{short} (unguarded)"] = from_labels(result.labels, result.scores)
-        cfg = types.SimpleNamespace(method=short, margin_se=MARGIN_SE, seed=seed)
+        cfg = types.SimpleNamespace(method=short, guard_margin_se=GUARD_MARGIN_SE, seed=seed)
         guarded, info = gold_guard(cfg, gold, result, noisy, backbone, pool)
         m = raw if info["fell_back"] else from_labels(guarded.labels, guarded.scores)
         out[name] = m | {"fell_back": bool(info["fell_back"]), "gold_gain": info["gain_vs_judge"], "seconds": time.perf_counter() - t0}

@@ -63,7 +63,7 @@ RANGES: dict[str, Range] = {
     "BaseJudgeConfig.threshold": ANY, "BaseJudgeConfig.harmful_fraction": OPEN_UNIT, "max_field_tokens": AT_LEAST_1,
     # refine
     "RefineConfig.lam": ANY, "RefineConfig.iterations": AT_LEAST_1, "RefineConfig.val_fraction": OPEN_UNIT,
-    "RefineConfig.flip_tol": UNIT, "RefineConfig.margin_se": AT_LEAST_0,
+    "RefineConfig.flip_tol": UNIT, "RefineConfig.margin_se": AT_LEAST_0, "RefineConfig.guard_margin_se": AT_LEAST_0,
     "FrozenBackboneConfig.hidden": AT_LEAST_1, "EncoderBackboneConfig.train_layers": AT_LEAST_0, "weight_decay": AT_LEAST_0,
     "BaseBackboneConfig.epochs": AT_LEAST_1, "BaseBackboneConfig.lr": POSITIVE, "BaseBackboneConfig.max_length": AT_LEAST_1,
     "PeftBackboneConfig.lora_r": AT_LEAST_1, "PeftBackboneConfig.lora_alpha": AT_LEAST_1,

@@ -151,6 +151,7 @@ class RefineConfig:
     flip_tol: float = 0.005
     select: str = "gold"  # gold | last
     margin_se: float = 0.0  # gold rule: SEs of paired gain over the judge an iteration needs
+    guard_margin_se: float = 1.0  # neighbourhood / confident: SEs of gold gain over the judge their labels need (eval/results/gold_guard.md)
     combine: str = "judge"  # judge: relabel by classifier + judge verdict stacked on the gold rows | none: classifier alone
     fallback: str = "gold"  # gold: when the judge's labels would stand, a gold-only classifier that beats them replaces them | judge
     seed: int = 0

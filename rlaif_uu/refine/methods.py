@@ -63,18 +63,21 @@ def gold_guard(cfg: RefineConfig, gold: GoldSet, result: RefinerOutput, judge: n
     """Keep a refiner's labels only when they beat the judge's on the gold rows, else fall back to the judge.
 
     The gold rows are outside the training pool, so the refiner's labels there are out-of-sample
-    predictions of its final classifier. The rule is robust UU's selection rule (:mod:`.loop`):
-    keep when the paired weighted gain D over the judge exceeds ``margin_se`` x SE (see
-    :meth:`GoldSet.gain`). On a fall-back the labels are the judge's and the classifier is
-    retrained on them, so the reward learns what the judge says, not what the refiner got wrong.
+    predictions of its final classifier. Keep when the paired weighted gain D over the judge
+    exceeds ``guard_margin_se`` x SE (see :meth:`GoldSet.gain`); the default 1 SE was chosen on
+    the corpus benchmark's tuning corpora (eval/results/gold_guard.md), where accepting any positive
+    D let both refiners land up to 2.6 points below the judge on test rows. On a fall-back the
+    labels are the judge's and the classifier is retrained on them, so the reward learns what the
+    judge says, not what the refiner got wrong.
     """
     gain, se = gold.gain(result.labels, judge)
-    info = {"gain_vs_judge": gain, "se": se, "margin_se": cfg.margin_se, "fell_back": gain <= cfg.margin_se * se}
+    margin = cfg.guard_margin_se
+    info = {"gain_vs_judge": gain, "se": se, "margin_se": margin, "fell_back": gain <= margin * se}
     if not info["fell_back"]:
         return result, info
     acc, judge_acc = gold.accuracy(result.labels).value, gold.accuracy(judge).value
     print(f"guard: the {cfg.method} labels score {acc:.3f} on the {len(gold)} gold rows vs the judge's {judge_acc:.3f} "
-          f"(gain {gain:+.3f}, SE {se:.3f}, needs > {cfg.margin_se:g} SE): using the judge's labels instead")
+          f"(gain {gain:+.3f}, SE {se:.3f}, needs > {margin:g} SE): using the judge's labels instead")
     fit = train_on_labels(backbone, pool, judge, cfg.seed + 999, desc="judge labels")
     return RefinerOutput(judge.copy(), logits_for(backbone, fit, len(judge)), fit.model, result.diagnostics), info
 

@@ -197,3 +197,35 @@ def test_active_loop_spends_the_budget_and_learns() -> None:
     assert (out.labels[asked] == y[asked]).all()
     assert rounds[-1].metrics["acc"] > rounds[0].metrics["acc"]
     assert sum(r.human_flips_judge for r in rounds) > 0
+
+
+def test_gold_guard_keeps_a_refiner_only_on_a_clear_gain(capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from rlaif_uu.refine.classify import RefinerOutput
+    from rlaif_uu.refine.config import RefineConfig
+    from rlaif_uu.refine.methods import gold_guard
+    from rlaif_uu.refine.priors import GoldSet
+
+    x, y = gaussian_data(n=200)
+    gold_idx = np.arange(40)
+    gold = GoldSet(gold_idx, y[gold_idx], np.ones(40))
+    judge = y.copy()
+    judge[:10] = 1 - judge[:10]  # the judge is wrong on 10 of the 40 gold rows
+    pool = np.arange(40, 200)
+    unclear, clear = judge.copy(), judge.copy()
+    unclear[:3] = y[:3]  # fixes 3 gold rows, breaks 2: D = +1/40, SE ≈ 0.056
+    unclear[20:22] = 1 - y[20:22]
+    clear[:6] = y[:6]  # fixes 6, breaks none: D = 0.15, SE ≈ 0.057
+    cfg = RefineConfig(input="in.jsonl", out="out", method="neighbourhood")
+    backbone = SyntheticEncoder(x)
+    backbone.prepare([""] * len(y))
+    out = lambda labels: RefinerOutput(labels, labels.astype(float), None)
+
+    kept, info = gold_guard(cfg, gold, out(clear), judge, backbone, pool)
+    assert not info["fell_back"] and (kept.labels == clear).all()
+    back, info = gold_guard(cfg, gold, out(unclear), judge, backbone, pool)
+    assert info["fell_back"] and 0 < info["gain_vs_judge"] < info["se"] and (back.labels == judge).all()
+    assert "needs > 1 SE): using the judge's labels instead" in capsys.readouterr().out
+    loose = dataclasses.replace(cfg, guard_margin_se=0.0)  # any positive gain passes
+    assert not gold_guard(loose, gold, out(unclear), judge, backbone, pool)[1]["fell_back"]
