@@ -259,7 +259,8 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
          + ", ".join(f"{a:.3f}" if a is not None else "-" for a in acc)
          + f"; selected iteration {ref.get('selected_iteration')} ({ref.get('stop_reason')}). "
          f"Reward calibration: temperature {rew.get('temperature', float('nan')):.3f}, gold accuracy "
-         f"{rew.get('accuracy') if rew.get('accuracy') is not None else '-'} on {rew.get('n_gold', '-')} rows."), "",
+         f"{rew.get('accuracy') if rew.get('accuracy') is not None else '-'} on {rew.get('n_gold', '-')} rows"
+         + (f" ({rew['on']})." if rew.get("on") else ".")), "",
         *([f"Reward check: {format_sampled(rew['sampled'])}.", ""] if rew.get("sampled") else []),
         f"![refinement]({rel('refine', 'history.png')})", "",
         "## Alignment", "",
