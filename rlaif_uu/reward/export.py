@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from rlaif_uu import __version__
 from rlaif_uu.assets import from_pretrained_kwargs, hub_card, resolve_model
 from rlaif_uu.data.io import atomic_dir, check_output, read_records, write_json
-from rlaif_uu.data.schema import classifier_text
+from rlaif_uu.data.schema import classifier_text, parse_label
 from rlaif_uu.errors import UserError
 from rlaif_uu.reward.classifier import (
     classifier_dir,
@@ -51,7 +51,7 @@ from rlaif_uu.reward.classifier import (
     sequence_logits,
 )
 from rlaif_uu.reward.config import ExportConfig
-from rlaif_uu.reward.metadata import FORMAT, METADATA_FILE, POLARITY, load_reward_metadata
+from rlaif_uu.reward.metadata import FORMAT, METADATA_FILE, POLARITY, below_judge, load_reward_metadata
 from rlaif_uu.reward.pairwise import PairwiseProbe, format_pairwise, pairwise_accuracy, probe_prompts
 
 TEXT_FORMAT = "User: {prompt}\nAssistant: {response}"
@@ -306,6 +306,9 @@ def export_reward(src: str | Path, out: str | Path, gold: str | None = None, tex
         if logits is not None:
             temperature = fit_temperature(logits, gold_safe)
             calibration["accuracy"] = float(np.mean((logits > 0) == (gold_safe > 0)))
+        if all(r.get("judge_label") is not None for r in gold_rows):  # what the reward must beat on the same rows
+            judge_safe = np.array([parse_label(r["judge_label"]) == 0 for r in gold_rows])
+            calibration["judge_accuracy"] = float(np.mean(judge_safe == (gold_safe > 0)))
     pair_result = None
     if pairwise is not None and pairwise.enabled:
         harmful_prompts, benign_prompts = probe_prompts(pairwise)
@@ -345,6 +348,12 @@ def run_export(cfg: ExportConfig) -> int:
     acc = f", gold accuracy {cal['accuracy']:.3f}" if cal["accuracy"] is not None else ""
     print(f"wrote {out}: one logit, higher = safer; {how}; temperature {meta['temperature']:.3f} "
           f"on {cal['n_gold']} gold rows{acc}" + (f" ({cal['on']})" if cal.get("on") else ""))
+    if below_judge(cal):
+        print(f"warning: the reward's sign agrees with {cal['accuracy']:.3f} of the gold rows, the judge's own labels "
+              f"with {cal['judge_accuracy']:.3f}: it ranks answers no better than the judge it was meant to correct. "
+              "When refine's history shows stacking (refine.combine=judge), the refined labels owe their gain to the "
+              "judge's verdict, which a reward does not see; refine.combine=none selects on the classifier alone")
     if meta.get("pairwise"):
         print(format_pairwise(meta["pairwise"]))
     return 0
+

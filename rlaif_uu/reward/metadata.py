@@ -97,3 +97,9 @@ def load_reward_metadata(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{meta_file}: temperature {temperature!r}; it must be a positive number (P(safe) = sigmoid(logit / T)); "
                         "set it to 1.0 or re-export the reward")
     return meta
+
+
+def below_judge(calibration: dict[str, Any]) -> bool:
+    """Whether, by an export's ``calibration``, the reward's sign agrees with fewer gold rows than the judge's labels do."""
+    acc, judge = calibration.get("accuracy"), calibration.get("judge_accuracy")
+    return acc is not None and judge is not None and acc < judge

@@ -15,6 +15,7 @@ from typing import Any
 
 from rlaif_uu.data.io import read_records, write_json
 from rlaif_uu.eval.degeneration import flag_lines
+from rlaif_uu.reward.metadata import below_judge
 from rlaif_uu.reward.pairwise import CHECK_FILE, format_sampled
 from rlaif_uu.run.config import RecipeConfig, gold_files, gold_path
 from rlaif_uu.run.rounds_report import HEADLINE_SCORER, plot_rounds, rounds_lines, rounds_summary
@@ -260,7 +261,9 @@ def write_report(cfg: RecipeConfig, out: Path, manifest: dict[str, Any]) -> Path
          + f"; selected iteration {ref.get('selected_iteration')} ({ref.get('stop_reason')}). "
          f"Reward calibration: temperature {rew.get('temperature', float('nan')):.3f}, gold accuracy "
          f"{rew.get('accuracy') if rew.get('accuracy') is not None else '-'} on {rew.get('n_gold', '-')} rows"
-         + (f" ({rew['on']})." if rew.get("on") else ".")), "",
+         + (f" ({rew['on']})" if rew.get("on") else "")
+         + (f"; **below the judge's own labels ({rew['judge_accuracy']:.3f})**: the reward ranks no better than the judge"
+            if below_judge(rew) else "") + "."), "",
         *([f"Reward check: {format_sampled(rew['sampled'])}.", ""] if rew.get("sampled") else []),
         f"![refinement]({rel('refine', 'history.png')})", "",
         "## Alignment", "",

@@ -288,3 +288,25 @@ def test_damaged_reward_folder_is_one_line(encoder_reward: tuple[Path, Path], tm
     with pytest.raises(UserError, match=match) as info:
         SafetyReward(folder)
     assert len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("judge_right", [True, False])
+def test_export_warns_when_the_reward_is_below_the_judge_on_the_gold_rows(
+        encoder_reward: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], judge_right: bool) -> None:
+    """The toy classifier ranks refusals safe; with gold labels that say the opposite and a judge that
+    agrees with gold, the reward is below the judge and the export says so; with the judge wrong, it is not."""
+    from rlaif_uu.cli import main
+
+    cls, _ = encoder_reward
+    run = tmp_path / "refine"
+    shutil.copytree(cls, run / "classifier")
+    prompts, responses, labels = toy_pairs()
+    gold = [1 - y for y in labels] if judge_right else labels  # the classifier learned `labels`
+    judge = gold if judge_right else [1 - y for y in labels]
+    write_jsonl(run / "refined.jsonl", [{"id": f"r{i}", "prompt": p, "response": r, "judge_label": j, "gold_label": g}
+                                         for i, (p, r, j, g) in enumerate(zip(prompts, responses, judge, gold))])
+    assert main(["reward", "export", "--from", str(run), "--out", str(tmp_path / "reward"), "pairwise.enabled=false"]) == 0
+    cal = load_reward_metadata(tmp_path / "reward")["calibration"]
+    assert cal["judge_accuracy"] == (1.0 if judge_right else 0.0)
+    assert (cal["accuracy"] < cal["judge_accuracy"]) == judge_right
+    assert ("warning: the reward's sign agrees with" in capsys.readouterr().out) == judge_right
