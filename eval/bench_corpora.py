@@ -280,6 +280,27 @@ def finish(res: dict[str, Any], out: Path) -> None:
     out.with_suffix(".md").write_text(to_markdown(res))
 
 
+def write_grid_report(res: dict[str, Any], out: Path, title: str, protocol: str, summarise: Callable[[list[dict[str, Any]]], Any],
+                      overall: Callable[[dict[str, Any], list[str]], Any], overall_lines: Callable[[Any], list[str]],
+                      cell_lines: Callable[[Any], list[str]], cell_heading: str = "##", before_cells: tuple[str, ...] = ()) -> None:
+    """Per-cell summaries, the tuning and held-out overviews, ``out``.json and ``out``.md of a benchmark run by
+    :func:`grid_main` (the held-out corpus is never in the tuning overview)."""
+    for cell in res["cells"].values():
+        if cell.get("per_seed"):
+            cell["summary"] = summarise(cell["per_seed"])
+    tuned = [c for c in res["corpora"] if c != C.HELD_OUT]
+    res["overall"] = {"tuning": overall(res["cells"], tuned), "held_out": overall(res["cells"], [C.HELD_OUT])}
+    write_json(out.with_suffix(".json"), res)
+    lines = [f"# {title}", "", "```", res["command"], "```", "", protocol, "",
+             "## Tuning corpora (" + ", ".join(tuned) + ")", "", *overall_lines(res["overall"]["tuning"]), "",
+             *res.get("verdict", []), "", f"## Held-out corpus: {C.HELD_OUT}", "", *overall_lines(res["overall"]["held_out"]), "",
+             *before_cells]
+    for key, cell in res["cells"].items():
+        if "summary" in cell:
+            lines += [f"{cell_heading} {key}", "", *cell_lines(cell["summary"]), ""]
+    out.with_suffix(".md").write_text("\n".join(lines))
+
+
 def load_corpora(names: list[str]) -> tuple[Any, dict[str, tuple[list[dict], list[str], np.ndarray, np.ndarray]]]:
     """The library's default frozen backbone and, per corpus, (rows, classifier texts, gold labels, embeddings)."""
     backbone = build_backbone(FrozenBackboneConfig())

@@ -34,10 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import corpora as C
-from bench_corpora import grid_main, paired
+from bench_corpora import grid_main, paired, write_grid_report
 from bench_refine import gold_set, metrics, split_and_gold
 
-from rlaif_uu.data.io import write_json
 from rlaif_uu.errors import UserError
 from rlaif_uu.refine.active import QueryWeights, query_scores, select, train_with_answers
 from rlaif_uu.refine.loop import refine
@@ -162,21 +161,10 @@ def plot(res: dict[str, Any], out: Path) -> None:
 
 
 def finish(res: dict[str, Any], out: Path) -> None:
-    for cell in res["cells"].values():
-        if cell.get("per_seed"):
-            cell["summary"] = summarise(cell["per_seed"])
-    tuned = [c for c in res["corpora"] if c != C.HELD_OUT]
-    res["overall"] = {"tuning": overall(res["cells"], tuned), "held_out": overall(res["cells"], [C.HELD_OUT])}
-    write_json(out.with_suffix(".json"), res)
-    lines = ["# Gold allocation: where the 50 labels go (issue 18)", "", "```", res["command"], "```", "",
-             ("Protocol: docstring of eval/bench_gold_allocation.py; corpora and noise models: eval/corpora.py "
-              "(as eval/results/refine_corpora.md). Gains are robust UU's test accuracy minus the raw judge's, in points."), "",
-             "## Tuning corpora (" + ", ".join(tuned) + ")", "", *overall_lines(res["overall"]["tuning"]), "",
-             *res.get("verdict", []), "", f"## Held-out corpus: {C.HELD_OUT}", "", *overall_lines(res["overall"]["held_out"]), ""]
-    for key, cell in res["cells"].items():
-        if "summary" in cell:
-            lines += [f"## {key}", "", *cell_lines(cell["summary"]), ""]
-    out.with_suffix(".md").write_text("\n".join(lines))
+    write_grid_report(res, out, "Gold allocation: where the 50 labels go (issue 18)",
+                      ("Protocol: docstring of eval/bench_gold_allocation.py; corpora and noise models: eval/corpora.py "
+                       "(as eval/results/refine_corpora.md). Gains are robust UU's test accuracy minus the raw judge's, in points."),
+                      summarise, overall, overall_lines, cell_lines)
     if res["overall"]["tuning"]:
         plot(res, out)
 

@@ -21,11 +21,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-import corpora as C
-from bench_corpora import grid_main, guardable_refiners
+from bench_corpora import grid_main, guardable_refiners, write_grid_report
 from bench_refine import gold_set, metrics, split_and_gold
-
-from rlaif_uu.data.io import write_json
 
 HERE = Path(__file__).parent
 MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -99,22 +96,10 @@ def cell_lines(s: dict[str, Any]) -> list[str]:
 
 
 def finish(res: dict[str, Any], out: Path) -> None:
-    for cell in res["cells"].values():
-        if cell.get("per_seed"):
-            cell["summary"] = summarise(cell["per_seed"])
-    tuned = [c for c in res["corpora"] if c != C.HELD_OUT]
-    res["overall"] = {"tuning": overall(res["cells"], tuned), "held_out": overall(res["cells"], [C.HELD_OUT])}
-    write_json(out.with_suffix(".json"), res)
-    lines = ["# Gold guard margin: neighbourhood and confident learning (issue 18)", "", "```", res["command"], "```", "",
-             ("Protocol: docstring of eval/bench_guard.py; corpora and noise models: eval/corpora.py (as "
-              "eval/results/refine_corpora.md). Gains: guarded test accuracy minus the raw judge's, points, mean ± SE over seeds."), "",
-             "## Tuning corpora (" + ", ".join(tuned) + ")", "", *overall_lines(res["overall"]["tuning"]), "",
-             *res.get("verdict", []), "", f"## Held-out corpus: {C.HELD_OUT}", "", *overall_lines(res["overall"]["held_out"]), "",
-             "## Per cell", ""]
-    for key, cell in res["cells"].items():
-        if "summary" in cell:
-            lines += [f"### {key}", "", *cell_lines(cell["summary"]), ""]
-    out.with_suffix(".md").write_text("\n".join(lines))
+    write_grid_report(res, out, "Gold guard margin: neighbourhood and confident learning (issue 18)",
+                      ("Protocol: docstring of eval/bench_guard.py; corpora and noise models: eval/corpora.py (as "
+                       "eval/results/refine_corpora.md). Gains: guarded test accuracy minus the raw judge's, points, mean ± SE over seeds."),
+                      summarise, overall, overall_lines, cell_lines, cell_heading="###", before_cells=("## Per cell", ""))
 
 
 def main() -> None:
