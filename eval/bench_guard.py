@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_corpora import grid_main, guardable_refiners, write_grid_report
 from bench_refine import gold_set, metrics, split_and_gold
 
+from rlaif_uu.refine.methods import guard_keeps
+
 HERE = Path(__file__).parent
 MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0)
 METHODS = ("neighbourhood", "confident")
@@ -42,22 +44,20 @@ def run_cell(texts: list[str], y: np.ndarray, emb: np.ndarray, backbone: Any, no
     return out
 
 
-def guarded_gains(per_seed: list[dict[str, Any]], method: str, margin: float) -> np.ndarray:
-    """Per seed, test accuracy of the guarded refiner minus the raw judge's (0 where the guard falls back)."""
-    return np.array([(r[method]["acc"] - r["raw judge"]["acc"]) * (r[method]["gold_gain"] > margin * r[method]["gold_se"])
-                     for r in per_seed])
+def _mean_se(d: np.ndarray) -> dict[str, float]:
+    return {"gain": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")}
 
 
 def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method: the unguarded gain over the raw judge and, per margin, the guarded one (0 on a seed the guard
+    falls back on) with the fall-back count; mean and SE over seeds."""
     s: dict[str, Any] = {"seeds": len(per_seed)}
     for m in METHODS:
-        for margin in MARGINS:
-            d = guarded_gains(per_seed, m, margin)
-            kept = sum(r[m]["gold_gain"] > margin * r[m]["gold_se"] for r in per_seed)
-            s[f"{m}@{margin:g}"] = {"gain": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan"),
-                                    "fell_back": len(per_seed) - int(kept)}
         d = np.array([r[m]["acc"] - r["raw judge"]["acc"] for r in per_seed])
-        s[f"{m} (unguarded)"] = {"gain": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")}
+        for margin in MARGINS:
+            keep = np.array([guard_keeps(r[m]["gold_gain"], r[m]["gold_se"], margin) for r in per_seed])
+            s[f"{m}@{margin:g}"] = _mean_se(d * keep) | {"fell_back": int((~keep).sum())}
+        s[f"{m} (unguarded)"] = _mean_se(d)
     return s
 
 

@@ -58,6 +58,11 @@ def gold_summary(gold: GoldSet | None, labels: np.ndarray, judge: np.ndarray) ->
             "judge_gold_accuracy": asdict(gold.accuracy(judge)), "gain_vs_judge": {"value": gain, "se": se}}
 
 
+def guard_keeps(gain: float, se: float, margin_se: float) -> bool:
+    """The guard's rule: a refiner's labels stand when their gold gain over the judge exceeds ``margin_se`` x SE."""
+    return gain > margin_se * se
+
+
 def gold_guard(cfg: RefineConfig, gold: GoldSet, result: RefinerOutput, judge: np.ndarray, backbone: Any,
                pool: np.ndarray) -> tuple[RefinerOutput, dict[str, Any]]:
     """Keep a refiner's labels only when they beat the judge's on the gold rows, else fall back to the judge.
@@ -72,7 +77,7 @@ def gold_guard(cfg: RefineConfig, gold: GoldSet, result: RefinerOutput, judge: n
     """
     gain, se = gold.gain(result.labels, judge)
     margin = cfg.guard_margin_se
-    info = {"gain_vs_judge": gain, "se": se, "margin_se": margin, "fell_back": gain <= margin * se}
+    info = {"gain_vs_judge": gain, "se": se, "margin_se": margin, "fell_back": not guard_keeps(gain, se, margin)}
     if not info["fell_back"]:
         return result, info
     acc, judge_acc = gold.accuracy(result.labels).value, gold.accuracy(judge).value
